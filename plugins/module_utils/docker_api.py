@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker API side: container -> Endpoint (id, name, address, network, bridge); engine facts.
+
+Uses the Docker SDK for Python (low-level APIClient). Reads per-network addresses only:
+the top-level NetworkSettings.IPAddress is gone from API 1.52 (Docker 29).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    import docker
+    from docker.errors import DockerException, NotFound
+    HAS_DOCKER_SDK = True
+    DOCKER_SDK_IMPORT_ERROR = None
+except ImportError:
+    HAS_DOCKER_SDK = False
+    DOCKER_SDK_IMPORT_ERROR = traceback.format_exc()
+    DockerException = NotFound = Exception
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+class ResolveError(RuntimeError):
+    """The container or engine cannot be mapped; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a mapping points: one container on one bridge network."""
+
+    container_id: str
+    name: str
+    ip: str
+    network: str
+    bridge: str
+
+    def as_dict(self):
+        result = asdict(self)
+        result["id"] = result.pop("container_id")
+        return result
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    firewall_backend: str
+
+
+def connect(docker_host, timeout):
+    """A low-level Docker API client, with a clear error when the daemon does not answer."""
+    try:
+        client = docker.APIClient(base_url=docker_host or DEFAULT_DOCKER_HOST,
+                                  version="auto", timeout=timeout)
+    except DockerException as exc:
+        raise ResolveError(
+            "cannot reach the Docker daemon at %s: %s. Is dockerd running, and is docker_host "
+            "right?" % (docker_host or DEFAULT_DOCKER_HOST, exc))
+    return client
+
+
+def engine_info(client):
+    version = client.version()
+    info = client.info()
+    # FirewallBackend appears with API 1.49 (Docker 28.1); older engines are iptables only.
+    backend = (info.get("FirewallBackend") or {}).get("Driver") or "iptables"
+    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend)
+
+
+def container_exists(client, container_id):
+    try:
+        client.inspect_container(container_id)
+    except NotFound:
+        return False
+    return True
+
+
+def inspect_container(client, container):
+    try:
+        return client.inspect_container(container)
+    except NotFound:
+        raise ResolveError(
+            "container %r not found; give the name or ID of a container that `docker ps` "
+            "lists on this host." % container)
+
+
+def bridge_name(network):
+    """Linux bridge of a Docker bridge network, as Docker names it."""
+    options = network.get("Options") or {}
+    if options.get(BRIDGE_NAME_OPTION):
+        return options[BRIDGE_NAME_OPTION]
+    if network.get("Name") == "bridge":
+        return "docker0"
+    return "br-" + network["Id"][:12]
+
+
+def resolve_endpoint(client, container, network=None):
+    """Inspect ``container`` and choose its bridge network -> Endpoint, or ResolveError."""
+    attrs = inspect_container(client, container)
+    name = attrs.get("Name", "").lstrip("/")
+    state = attrs.get("State") or {}
+    if not state.get("Running"):
+        raise ResolveError(
+            "container %r is not running (status %s): a stopped container has no address to "
+            "forward to. Start it, then map its ports." % (name, state.get("Status", "unknown")))
+    mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or ""
+    if mode in ("host", "none") or mode.startswith("container:"):
+        raise ResolveError(
+            "container %r uses network mode %r, which has no bridge NAT path to map a port to%s."
+            % (name, mode, "; its ports are already the host's" if mode == "host" else ""))
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if not networks:
+        raise ResolveError("container %r is attached to no network." % name)
+    if network is None:
+        if len(networks) > 1:
+            raise ResolveError(
+                "container %r is on %d networks (%s); set network to the one the mapping "
+                "should forward to." % (name, len(networks), ", ".join(sorted(networks))))
+        network = next(iter(networks))
+    elif network not in networks:
+        raise ResolveError(
+            "container %r is not on network %r; it is on: %s."
+            % (name, network, ", ".join(sorted(networks))))
+    settings = networks[network]
+    net = client.inspect_network(settings.get("NetworkID") or network)
+    if net.get("Driver") != "bridge":
+        raise ResolveError(
+            "network %r uses driver %r; hotport maps ports on bridge networks only (Docker "
+            "itself publishes no ports there either)." % (network, net.get("Driver")))
+    if net.get("Internal"):
+        raise ResolveError(
+            "network %r is internal (no route to or from the host); choose another network of "
+            "the container." % network)
+    address = settings.get("IPAddress")
+    if not address:
+        raise ResolveError(
+            "container %r has no IPv4 address on network %r." % (name, network))
+    return Endpoint(attrs["Id"], name, address, network, bridge_name(net))
+
+
+def docker_common_argument_spec():
+    """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
+    return dict(
+        docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST,
+                         fallback=(env_fallback, ["DOCKER_HOST"])),
+        timeout=dict(type="int", default=60),
+    )
+
+
+def container_identity(client, container):
+    """(id, name) of a container in any state; for removals, which need no address."""
+    attrs = inspect_container(client, container)
+    return attrs["Id"], attrs.get("Name", "").lstrip("/")

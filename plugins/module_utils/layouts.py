@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker's rule layout per engine generation: detect it, render the rules of a mapping.
+
+This is where a rule is rendered. Each layout writes what that Docker generation
+itself writes for ``docker run -p`` (see docs/docker-port-publishing.md), plus our
+ownership comment, in the argument order iptables-save prints, so that rendered and
+live rules compare token for token.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import TAG_PREFIX, Rule
+
+
+class LayoutError(RuntimeError):
+    """The engine's firewall set-up is one hotport cannot (or must not) write to."""
+
+
+def owner_tag(container_id, protocol, host_port):
+    """The comment that marks a rule as ours: container short ID, protocol, host port."""
+    return "%s%s:%s/%d" % (TAG_PREFIX, container_id[:12], protocol, host_port)
+
+
+def parse_owner_tag(tag):
+    """'hotport:<id12>:tcp/8080' -> ('<id12>', 'tcp', 8080); None for anything else."""
+    if not tag or not tag.startswith(TAG_PREFIX):
+        return None
+    container_id, sep, port_text = tag[len(TAG_PREFIX):].partition(":")
+    protocol, slash, port = port_text.partition("/")
+    if not (sep and slash and port.isdigit()):
+        return None
+    return container_id, protocol, int(port)
+
+
+class Layout:
+    """Rules of Docker 20.10 to 27: everything appended, hairpin MASQUERADE always."""
+
+    name = "classic"
+    accept_position = 0
+    hairpin_masquerade_always = True
+    sctp_checksum = True
+
+    def __init__(self, userland_proxy=True):
+        self.userland_proxy = userland_proxy
+
+    def render(self, mapping, endpoint):
+        """PortMapping + Endpoint -> the rules Docker would write for it, tagged as ours."""
+        protocol, bridge, ip = mapping.protocol, endpoint.bridge, endpoint.ip
+        match = ("-p", protocol, "-m", protocol)
+        tag = ("-m", "comment", "--comment",
+               owner_tag(endpoint.container_id, protocol, mapping.host_port))
+        host_ip = ("-d", mapping.host_ip + "/32") if mapping.host_ip else ()
+        from_outside = ("!", "-i", bridge) if self.userland_proxy else ()
+        cport = str(mapping.container_port)
+        rules = [
+            Rule("nat", "DOCKER", host_ip + from_outside + match
+                 + ("--dport", str(mapping.host_port)) + tag
+                 + ("-j", "DNAT", "--to-destination", "%s:%s" % (ip, cport))),
+            Rule("filter", "DOCKER", ("-d", ip + "/32", "!", "-i", bridge, "-o", bridge) + match
+                 + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position),
+        ]
+        if self.hairpin_masquerade_always or not self.userland_proxy:
+            rules.append(Rule("nat", "POSTROUTING", ("-s", ip + "/32", "-d", ip + "/32") + match
+                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+        if protocol == "sctp" and self.sctp_checksum:
+            rules.append(Rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
+                              + ("-j", "CHECKSUM", "--checksum-fill")))
+        return rules
+
+    def describe(self):
+        return {"layout": self.name, "userland_proxy": self.userland_proxy}
+
+
+class Docker28Layout(Layout):
+    """Docker 28 and 29 (iptables backend): the filter DOCKER chain ends with a per-bridge
+    DROP, so the ACCEPT is inserted at the top; hairpin MASQUERADE only without the proxy;
+    SCTP checksum rules only on request (never written by us)."""
+
+    name = "docker28"
+    accept_position = 1
+    hairpin_masquerade_always = False
+    sctp_checksum = False
+
+
+def detect_layout(nat, filter_table, firewall_backend=None):
+    """Choose the layout from the live ruleset (the truth), not from the version string."""
+    backend = (firewall_backend or "iptables").lower()
+    if backend.startswith("nftables"):
+        raise LayoutError(
+            "this Docker engine uses its nftables firewall backend (FirewallBackend %r): Docker "
+            "rewrites its nftables chains whole and an accept in another table cannot beat its "
+            "drop, so a mapping cannot be added from outside. Run dockerd with the iptables "
+            "backend (the default; unset firewall-backend in daemon.json) to use hotport."
+            % firewall_backend)
+    if "DOCKER" not in filter_table.chains:
+        raise LayoutError(
+            "Docker's filter DOCKER chain is missing while nat DOCKER exists; dockerd may still "
+            "be starting or its iptables set-up is incomplete. Restart dockerd and retry.")
+    layout = Docker28Layout if "DOCKER-FORWARD" in filter_table.chains else Layout
+    return layout(userland_proxy=_userland_proxy(nat))
+
+
+def _userland_proxy(nat):
+    """Docker's nat OUTPUT jump skips 127.0.0.0/8 exactly when the userland proxy is on."""
+    for rule in nat.rules("OUTPUT"):
+        if rule.value("-j") == "DOCKER":
+            args = rule.args
+            return any(args[i:i + 3] == ("!", "-d", "127.0.0.0/8") for i in range(len(args)))
+    return True
+
+
+def _ports(text):
+    first, dummy, last = (text or "").partition(":")
+    if not first.isdigit():
+        return None
+    return int(first), int(last or first)
+
+
+def host_port_claims(nat):
+    """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
+
+    host_ip '' means any address. These are the host ports Docker or hotport publish.
+    """
+    claims = []
+    for rule in nat.rules("DOCKER"):
+        if rule.value("-j") != "DNAT":
+            continue
+        ports = _ports(rule.value("--dport"))
+        protocol = rule.value("-p")
+        if ports is None or protocol is None:
+            continue
+        address = rule.value("-d") or ""
+        host_ip = "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
+        claims.append((rule, protocol, host_ip) + ports)
+    return claims

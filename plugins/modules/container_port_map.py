@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: container_port_map
+short_description: Publish ports of a running Docker container, exactly as C(docker run -p) would
+version_added: 0.1.0
+description:
+  - Maps host ports to ports of an B(already running) container without restarting it, by writing
+    the same iptables rules Docker itself writes for C(-p) on the detected engine generation
+    (Docker 20.10 to 29 with the iptables firewall backend).
+  - Resolves the container with the Docker API (per-network address, bridge name), detects the engine
+    layout from the live ruleset (iptables-nft or iptables-legacy, userland proxy, Docker 28 DROP
+    rules), diffs the rules it wants against the rules it tagged earlier, and applies every change in
+    one C(iptables-restore --noflush) transaction. A failure leaves the ruleset as it was.
+  - Every rule it writes carries the comment C(hotport:<container short ID>:<protocol>/<host port>).
+    Rules without that comment are never modified; chains are never flushed.
+  - Re-running after the container restarted with a new address moves the mapping; re-running after
+    dockerd restarted (which flushes Docker's chains) writes it again.
+  - Must run as root on the Docker host itself.
+author:
+  - hotport developers
+extends_documentation_fragment:
+  - hotport.docker.docker
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Shows the affected rules before and after, in iptables-save syntax.
+  platform:
+    platforms: posix
+options:
+  container:
+    description:
+      - Name or ID of the container.
+      - With O(state=absent), the ID (at least its first 12 characters) of a container that no longer
+        exists removes that container's leftover mappings.
+    type: str
+    required: true
+  ports:
+    description:
+      - Ports to map. Each item is either Docker's C(-p) syntax
+        C([HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp]) or a dict with the keys
+        C(host_ip), C(host_port), C(container_port) and C(protocol) (default C(tcp)).
+      - Ranges map port by port and must have equal lengths; the host port is always explicit.
+      - A host IP limits the mapping to that address of the host; without one, every address.
+      - Required with O(state=present). With O(state=absent) and no ports, every mapping of the container
+        is removed.
+    type: list
+    elements: raw
+  network:
+    description:
+      - The container network to forward to. Required only when the container is on more than one
+        network; the error lists them.
+    type: str
+  state:
+    description:
+      - V(present) maps the ports; V(absent) removes the mappings of these host ports (of all host ports
+        when O(ports) is empty).
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description:
+      - When V(true), mappings of this container that are not in O(ports) are removed.
+    type: bool
+    default: false
+requirements:
+  - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
+  - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
+notes:
+  - Docker's port allocator does not know these mappings. A host port mapped here can later be given
+    by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes.
+  - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
+  - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself is not
+    served by a mapping; the host's other addresses are.
+  - IPv6 mappings are not supported yet.
+seealso:
+  - name: Docker port publishing
+    description: How Docker publishes ports, engine by engine.
+    link: https://docs.docker.com/engine/network/port-publishing/
+"""
+
+EXAMPLES = r"""
+- name: Publish port 80 of the running container web on host port 8080
+  hotport.docker.container_port_map:
+    container: web
+    ports:
+      - "8080:80"
+
+- name: Several ports, one address, a range and UDP, on a chosen network
+  hotport.docker.container_port_map:
+    container: db
+    network: backend
+    ports:
+      - "127.0.0.1:15432:5432"
+      - "9000-9002:9000-9002"
+      - host_port: 5353
+        container_port: 53
+        protocol: udp
+
+- name: Keep exactly these mappings for web, removing any other
+  hotport.docker.container_port_map:
+    container: web
+    ports: ["8080:80"]
+    exclusive: true
+
+- name: Close one mapping
+  hotport.docker.container_port_map:
+    container: web
+    ports: ["8080:80"]
+    state: absent
+
+- name: Remove every mapping of a container that was removed (by its ID)
+  hotport.docker.container_port_map:
+    container: 3f2a9c1b7e4d
+    state: absent
+"""
+
+RETURN = r"""
+container:
+  description: The container the mapping points to.
+  returned: success
+  type: dict
+  contains:
+    id:
+      description: Full container ID.
+      type: str
+      sample: 3f2a9c1b7e4d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8
+    name:
+      description: Container name.
+      type: str
+      sample: web
+    ip:
+      description: The container's IPv4 address on O(network); empty for removals.
+      type: str
+      sample: 172.17.0.2
+    network:
+      description: Docker network forwarded to; empty for removals.
+      type: str
+      sample: bridge
+    bridge:
+      description: Linux bridge of that network; empty for removals.
+      type: str
+      sample: docker0
+engine:
+  description: What was detected about the Docker engine.
+  returned: success
+  type: dict
+  contains:
+    version:
+      description: Docker engine version.
+      type: str
+      sample: 20.10.24+dfsg1
+    api_version:
+      description: Docker API version of the engine.
+      type: str
+      sample: "1.41"
+    firewall_backend:
+      description: Docker's firewall backend (C(iptables) on engines that do not report one).
+      type: str
+      sample: iptables
+    iptables:
+      description: The iptables variant that holds Docker's chains.
+      type: str
+      sample: iptables-nft
+    layout:
+      description: V(classic) (Docker 20.10 to 27) or V(docker28) (Docker 28 and later, iptables backend).
+      type: str
+      sample: classic
+    userland_proxy:
+      description: Whether Docker's userland proxy is on.
+      type: bool
+      sample: true
+rules:
+  description: Rules written and deleted by this run (or that would be, in check mode), in iptables-save syntax.
+  returned: success
+  type: dict
+  contains:
+    added:
+      description: Rules added.
+      type: list
+      elements: str
+      sample: ["-t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -m comment --comment \"hotport:3f2a9c1b7e4d:tcp/8080\" -j DNAT --to-destination 172.17.0.2:80"]
+    removed:
+      description: Rules deleted.
+      type: list
+      elements: str
+      sample: []
+mappings:
+  description: Every hotport mapping of this container after the run.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
+
+
+def argument_spec():
+    spec = dict(
+        container=dict(type="str", required=True),
+        ports=dict(type="list", elements="raw"),
+        network=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        exclusive=dict(type="bool", default=False),
+    )
+    spec.update(docker_api.docker_common_argument_spec())
+    return spec
+
+
+def endpoint_for_removal(client, container):
+    """Removal needs only the ID: the container may be stopped, or gone if given by ID."""
+    try:
+        container_id, name = docker_api.container_identity(client, container)
+    except docker_api.ResolveError:
+        if not re.match(r"^[0-9a-f]{12,64}$", container):
+            raise docker_api.ResolveError(
+                "container %r not found. To remove the mappings of a container that no longer "
+                "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
+                "see `iptables-save | grep hotport:`." % container)
+        container_id, name = container, ""
+    return docker_api.Endpoint(container_id, name, "", "", "")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[("state", "present", ("ports",))],
+        supports_check_mode=True,
+    )
+    if not docker_api.HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
+                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
+                         exception=docker_api.DOCKER_SDK_IMPORT_ERROR)
+    params = module.params
+    try:
+        mappings = parse_ports(params["ports"])
+        if params["state"] == "present" and not mappings:
+            raise PortSpecError("ports is empty; give at least one mapping such as '8080:80'.")
+        client = docker_api.connect(params["docker_host"], params["timeout"])
+        engine = docker_api.engine_info(client)
+        if params["state"] == "present":
+            endpoint = docker_api.resolve_endpoint(client, params["container"], params["network"])
+        else:
+            endpoint = endpoint_for_removal(client, params["container"])
+        outcome = reconcile(
+            ModuleRunner(module), endpoint, engine, mappings, state=params["state"],
+            exclusive=params["exclusive"], check_mode=module.check_mode,
+            container_exists=lambda container_id: docker_api.container_exists(client, container_id))
+    except (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError) as exc:
+        module.fail_json(msg=str(exc))
+    except docker_api.DockerException as exc:
+        module.fail_json(msg="Docker API error: %s" % exc)
+
+    for warning in outcome.warnings:
+        module.warn(warning)
+    result = dict(
+        changed=outcome.changed,
+        container=endpoint.as_dict(),
+        engine=outcome.engine,
+        rules=dict(added=outcome.added, removed=outcome.removed),
+        mappings=outcome.mappings,
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before="".join(line + "\n" for line in outcome.before),
+            after="".join(line + "\n" for line in outcome.after),
+            before_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
+            after_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
