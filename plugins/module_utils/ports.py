@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 DICT_KEYS = ("host_ip", "host_port", "container_port", "protocol")
+SPEC_PUNCTUATION = ".:-/[]"
 
 
 class PortSpecError(ValueError):
@@ -106,6 +107,11 @@ def _host_ip(text, item):
 def _split_spec(spec):
     """Split a -p string into (host_ip, host_ports, container_ports, protocol) texts."""
     text = spec.strip()
+    stray = sorted(set(char for char in text if not (char.isalnum() or char in SPEC_PUNCTUATION)))
+    if stray:
+        raise PortSpecError(
+            "%r: character(s) %s cannot appear in a port; the syntax is "
+            "[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]." % (spec, " ".join(map(repr, stray))))
     body, sep, protocol = text.rpartition("/")
     if not sep:
         body, protocol = text, "tcp"
