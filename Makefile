@@ -1,0 +1,37 @@
+# The two commands in README: `make demo` and `make test`. Both set up a fresh machine first.
+SHELL := /bin/bash
+VENV := .build/venv
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
+export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
+
+.PHONY: setup engine demo test unit integration e2e sanity clean
+
+setup:
+	scripts/setup.sh
+
+engine: setup
+	scripts/dockerd.sh start
+	images/demo-web/build.sh hotport/demo-web
+
+demo: engine
+	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python playbooks/demo.yml
+
+unit: setup
+	python -m pytest -q tests/unit
+
+integration: setup
+	python -m pytest -q tests/integration
+
+e2e: engine
+	python -m pytest -q tests/e2e
+
+sanity: setup
+	tests/sanity/run.sh
+
+test: engine
+	python -m pytest -q tests/unit tests/integration tests/e2e
+	tests/sanity/run.sh
+
+clean:
+	scripts/dockerd.sh stop
+	rm -rf .build

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian/Ubuntu machine needs to run the demo and the tests (as root):
+# Debian packages (Docker engine, both iptables variants, conntrack, busybox for the demo
+# image) and a virtualenv in .build/venv with ansible-core, the Docker SDK and pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+packages=(docker.io iptables conntrack busybox-static curl iproute2 make)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+venv=$root/.build/venv
+stamp=$venv/.requirements
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$root/requirements-dev.txt" "$stamp"; then
+  echo "setup: creating $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$root/requirements-dev.txt"
+  cp "$root/requirements-dev.txt" "$stamp"
+fi
+mkdir -p "$root/.build/ansible_collections/hotport"
+ln -sfn "$root" "$root/.build/ansible_collections/hotport/docker"
