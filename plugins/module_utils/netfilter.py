@@ -290,8 +290,8 @@ class ProcessRunner:
         return shutil.which(name, path=os.environ.get("PATH", "") + ":" + SBIN_PATH)
 
     def run(self, argv, data=None):
-        process = subprocess.run(self.prefix + list(argv), input=data, capture_output=True,
-                                 text=True, env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SBIN_PATH))
+        process = subprocess.run(self.prefix + list(argv), input=data, capture_output=True, text=True,
+                                 check=False, env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SBIN_PATH))
         return process.returncode, process.stdout, process.stderr
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    LayoutError, detect_layout, host_port_claims, parse_owner_tag)
+    detect_layout, host_port_claims, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
     HostLock, LOCK_PATH, NetfilterError, Plan, apply_plan, find_docker_iptables, owned_rules)
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping

@@ -23,7 +23,7 @@ description:
     dockerd restarted (which flushes Docker's chains) writes it again.
   - Must run as root on the Docker host itself.
 author:
-  - hotport developers
+  - hotport developers (@hotport)
 extends_documentation_fragment:
   - hotport.docker.docker
   - ansible.builtin.action_common_attributes
@@ -187,7 +187,9 @@ rules:
       description: Rules added.
       type: list
       elements: str
-      sample: ["-t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -m comment --comment \"hotport:3f2a9c1b7e4d:tcp/8080\" -j DNAT --to-destination 172.17.0.2:80"]
+      sample:
+        - "-t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -m comment --comment hotport:3f2a9c1b7e4d:tcp/8080
+          -j DNAT --to-destination 172.17.0.2:80"
     removed:
       description: Rules deleted.
       type: list
