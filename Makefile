@@ -29,8 +29,8 @@ sanity: setup
 	tests/sanity/run.sh
 
 test: engine
-	python -m pytest -q tests/unit tests/integration tests/e2e
 	tests/sanity/run.sh
+	python -m pytest -q tests/unit tests/integration tests/e2e
 
 clean:
 	scripts/dockerd.sh stop

@@ -6,7 +6,8 @@
 # missing. We put tests/sanity/get_pip_shim.py there (ensurepip + pip from the package index), so
 # every sanity test (validate-modules, pylint, pep8, compile, import, yamllint, ansible-doc, ...)
 # runs exactly as upstream defines it. ansible-test needs the collection under
-# ansible_collections/<namespace>/<name>, so the tracked files are copied to .build/sanity first.
+# ansible_collections/<namespace>/<name>, outside any git work tree that ignores it (ansible-test lists
+# files with git), so the tracked files are copied to $TMPDIR/hotport-sanity first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 python=${PYTHON:-$root/.build/venv/bin/python}
@@ -19,10 +20,10 @@ PY
 cache=$HOME/.ansible/test/cache
 mkdir -p "$cache"
 cp "$root/tests/sanity/get_pip_shim.py" "$cache/get_pip_${pip_version//./_}.py"
-work=$root/.build/sanity/ansible_collections/hotport/docker
+work=${TMPDIR:-/tmp}/hotport-sanity/ansible_collections/hotport/docker
 rm -rf "$work"
 mkdir -p "$work"
-(cd "$root" && git ls-files -co --exclude-standard | grep -v '^\.build/' | tar -cT - | tar -C "$work" -x)
+(cd "$root" && git ls-files -co --exclude-standard | tar -cT - | tar -C "$work" -x)
 cd "$work"
 py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 "$(dirname "$python")/ansible-test" sanity --venv --python "$py_version" --color no "$@"
