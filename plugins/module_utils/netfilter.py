@@ -79,7 +79,10 @@ class Rule:
 
 
 def _quote(arg):
-    return shlex.quote(arg) if any(c in arg for c in " \"'\\$`;|&<>()*?[]{}") or arg == "" else arg
+    """Quote as iptables-save does: iptables-restore understands double quotes only."""
+    if arg and not any(char in arg for char in " \t\"'\\"):
+        return arg
+    return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @dataclass

@@ -185,7 +185,8 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     before = [rule for rule in owned_rules(tables)
               if rule.owner_tag in stale or _owner_id(rule) == short_id]
     after = [rule for rule in before if rule.same_as not in removed]
-    after += [rule for rule in plan.add if rule.same_as not in set(r.same_as for r in after)]
+    kept = set(rule.same_as for rule in after)
+    after += [rule for rule in plan.add if rule.same_as not in kept]
     outcome = Outcome(
         changed=bool(plan), engine=engine_facts,
         added=[rule.text() for rule in plan.add], removed=[rule.text() for rule in plan.delete],

@@ -66,3 +66,9 @@ def test_current_mappings_read_back_from_dnat_rules():
 def test_insert_rules_carry_their_position():
     rule = Rule("filter", "DOCKER", ("-j", "ACCEPT"), position=1)
     assert Plan(add=[rule]).restore_text() == "*filter\n-I DOCKER 1 -j ACCEPT\nCOMMIT\n"
+
+
+def test_arguments_are_quoted_the_way_iptables_restore_reads_them():
+    rule = Rule("nat", "DOCKER", ("-m", "comment", "--comment", 'a "b" c', "-j", "RETURN"))
+    assert rule.line() == '-A DOCKER -m comment --comment "a \\"b\\" c" -j RETURN'
+    assert parse_save("*nat\n%s\nCOMMIT\n" % rule.line())["nat"].rules("DOCKER")[0].args == rule.args
