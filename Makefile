@@ -11,7 +11,7 @@ setup:
 
 engine: setup
 	scripts/dockerd.sh start
-	images/demo-web/build.sh hotport/demo-web
+	images/target/build.sh hotport/target
 
 demo: engine
 	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python playbooks/demo.yml

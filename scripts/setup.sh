@@ -4,7 +4,7 @@
 # image) and a virtualenv in .build/venv with ansible-core, the Docker SDK and pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(docker.io iptables conntrack busybox-static curl iproute2 make shellcheck)
+packages=(docker.io iptables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -11,8 +11,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")
-IMAGE = "hotport/demo-web"
-PAYLOAD = open(os.path.join(ROOT, "images", "demo-web", "index.html")).read().strip()
+IMAGE = "hotport/target"
+PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
 HOST_ADDRESS = "198.18.0.1"
 
 
@@ -50,6 +50,12 @@ def fetch(port):
     """Page at HOST_ADDRESS:port from the client namespace, or None when nothing answers."""
     result = sh(CLIENT, "exec", "curl", "-sS", "-m", "3", "http://%s:%d/" % (HOST_ADDRESS, port), check=False)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def fetch_udp(port):
+    """Answer to one datagram sent to HOST_ADDRESS:port from the client namespace, or None."""
+    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", "UDP:%s:%d" % (HOST_ADDRESS, port)], input="probe\n", capture_output=True, text=True, check=False)
+    return result.stdout.strip() or None
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,7 @@
 """hotport.docker.container_port_map on a real Docker engine (20.10 here)."""
 import pytest
 
-from .conftest import PAYLOAD, address, docker, fetch, module, ruleset
+from .conftest import PAYLOAD, address, docker, fetch, fetch_udp, module, ruleset
 
 
 def test_unpublished_port_answers_rerun_is_a_no_op_and_absent_closes_it(containers):
@@ -93,3 +93,10 @@ def test_check_and_diff_mode(containers):
     applied = module(container=web, ports=["18083:80", "15353:53/udp"])
     assert sorted(applied["rules"]["added"]) == sorted(planned["rules"]["added"])
     assert "-p udp -m udp --dport 15353" in ruleset()
+
+
+def test_udp_mapping_answers(containers):
+    web = containers()
+    assert fetch_udp(15354) is None
+    module(container=web, ports=["15354:53/udp"])
+    assert fetch_udp(15354) == PAYLOAD

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build the Docker-in-Docker host images (no registry here): a Debian minbase rootfs by
+# debootstrap with the suite's own Docker engine, imported with `docker import`.
+#   build.sh bookworm  -> hotport/dind:bookworm  (Docker 20.10)
+#   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
+#   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
+# Rebuilt only when this script changes (label hotport.recipe).
+set -euo pipefail
+suite=$1
+image=hotport/dind:$suite
+here=$(cd "$(dirname "$0")" && pwd)
+recipe=$(cat "$here/build.sh" | sha256sum | cut -c1-12)
+if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
+  exit 0
+fi
+packages=python3,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
+case "$suite" in
+  bookworm) ;;
+  trixie|sid) packages=$packages,docker-cli ;;
+  *) echo "unknown suite $suite" >&2; exit 2 ;;
+esac
+# The Debian mirror this machine's apt already uses (override: HOTPORT_DEBIAN_MIRROR).
+apt_mirror() {
+  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | grep -oE '(https?|file)://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true
+}
+mirror=${HOTPORT_DEBIAN_MIRROR:-$(apt_mirror)}
+[ -n "$mirror" ] || { echo "no Debian mirror found in apt sources; set HOTPORT_DEBIAN_MIRROR" >&2; exit 1; }
+root=$(mktemp -d /var/tmp/hotport-dind-XXXXXX)
+trap 'rm -rf "$root"' EXIT
+echo "building $image (debootstrap $suite, a few minutes)"
+debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+  || { tail -20 "$root.log" >&2; exit 1; }
+rm -f "$root.log"
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# /proc/sys is read-only in a container started through the API; remount it before dockerd.
+tar -C "$root" -c . | docker import \
+  -c 'CMD ["sh", "-c", "mount -o remount,rw /proc/sys 2>/dev/null; exec dockerd"]' \
+  -c "LABEL hotport.recipe=$recipe" - "$image" >/dev/null
+echo "built $image ($recipe)"
