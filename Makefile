@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity clean
+.PHONY: setup engine demo test unit integration e2e sanity clean molecule molecule-all
 
 setup:
 	scripts/setup.sh
@@ -35,3 +35,13 @@ test: engine
 clean:
 	scripts/dockerd.sh stop
 	rm -rf .build
+
+# Real engines in Docker-in-Docker (issue 3): SUITE=bookworm (20.10) | trixie (26.1) | sid (28.5)
+SUITE ?= bookworm
+molecule: engine
+	images/dind/build.sh $(SUITE)
+	HOTPORT_SUITE=$(SUITE) molecule test -s engine
+
+molecule-all: engine
+	for suite in bookworm trixie sid; do images/dind/build.sh $$suite || exit 1; done
+	for suite in bookworm trixie sid; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done

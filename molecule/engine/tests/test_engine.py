@@ -1,0 +1,179 @@
+"""Verify hotport on a real engine inside the Docker-in-Docker host (testinfra).
+
+Probes go from this controller to the DinD host's address, like a remote client's; the
+differential test compares hotport's rules with those Docker wrote for `-p` on a twin.
+Tests run in file order: the last ones restart the container, then dockerd.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
+TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
+
+
+def dind_address(host):
+    name = host.backend.get_hostname()
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+        text=True).strip()
+
+
+def tcp_get(address, port):
+    """Body of GET / at address:port, or None when nothing answers."""
+    try:
+        with socket.create_connection((address, port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return data.decode(errors="replace").partition("\r\n\r\n")[2].strip()
+
+
+def udp_ask(address, port, tries=3):
+    """Answer to a datagram, asking up to ``tries`` times as a UDP client does. One socket,
+    so every try is the same flow: a stale conntrack entry would fail them all."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1)
+        for _ in range(tries):
+            sock.sendto(b"probe\n", (address, port))
+            try:
+                return sock.recv(4096).decode().strip()
+            except OSError:
+                continue
+    return None
+
+
+def hotport(host, **args):
+    """Run the module in the DinD host -> its result. ansible-core 2.19 leaves 'failed' out of
+    ad hoc results, so testinfra cannot raise on failure: callers check 'msg'."""
+    return host.ansible("hotport.docker.container_port_map", json.dumps(args), check=False)
+
+
+def engine_major(host):
+    return int(host.check_output("docker version --format '{{.Server.Version}}'").split(".")[0])
+
+
+def container_ip(host, name, network="bridge"):
+    return host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s\").IPAddress}}' %s" % (network, name))
+
+
+def ruleset(host):
+    """[(table, rule line)] of the whole ruleset in the DinD host."""
+    rules, table = [], None
+    for line in host.check_output("iptables-save").splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A "):
+            rules.append((table, line))
+    return rules
+
+
+def test_rules_are_the_ones_this_engine_writes(host):
+    ip = container_ip(host, "web")
+    web = [(t, l) for t, l in ruleset(host) if "hotport:" in l and (ip + "/32" in l or ip + ":" in l)]
+    docker28 = engine_major(host) >= 28
+    masquerades = [l for t, l in web if "-j MASQUERADE" in l]
+    assert len([l for t, l in web if "-j DNAT" in l]) == 2
+    assert len([l for t, l in web if "-j ACCEPT" in l]) == 2
+    assert len(masquerades) == (0 if docker28 else 2), web
+    if docker28:
+        chain = [l for t, l in ruleset(host) if t == "filter" and l.startswith("-A DOCKER ")]
+        drop = chain.index("-A DOCKER ! -i docker0 -o docker0 -j DROP")
+        accepts = [chain.index(l) for t, l in web if "-j ACCEPT" in l]
+        assert max(accepts) < drop, chain
+
+
+def test_tcp_and_udp_answer_from_outside(host):
+    address = dind_address(host)
+    assert tcp_get(address, 8080) == PAYLOAD
+    assert udp_ask(address, 8053) == PAYLOAD
+
+
+def test_user_defined_network(host):
+    assert tcp_get(dind_address(host), 8081) == PAYLOAD
+    bridge = "br-" + host.check_output("docker network inspect -f '{{.Id}}' hp-net")[:12]
+    assert any(bridge in line and "hotport:" in line for table, line in ruleset(host))
+
+
+def test_container_on_two_networks_needs_a_choice(host):
+    result = hotport(host, container="web2", ports=["8082:80"])
+    message = result.get("msg", "")
+    assert "is on 2 networks" in message and "hp-net" in message and "bridge" in message, result
+    assert not [l for t, l in ruleset(host) if "udp/8082" in l or "tcp/8082" in l]
+
+
+def normalised(rules, ip, host_ports):
+    """Rules of one container with its address, its host ports and our tag abstracted."""
+    found = []
+    for table, line in rules:
+        if not re.search(re.escape(ip) + r"[/:]", line):
+            continue
+        line = TAG_RE.sub("", line).replace(ip, "CIP")
+        for port, name in host_ports.items():
+            line = re.sub(r"--dport %d\b" % port, "--dport " + name, line)
+        found.append((table, line))
+    return sorted(found)
+
+
+def test_differential_against_docker_run_p(host):
+    rules = ruleset(host)
+    docker_side = normalised(rules, container_ip(host, "twin-docker"), {9090: "HTCP", 9053: "HUDP"})
+    hotport_side = normalised(rules, container_ip(host, "twin-hotport"), {9091: "HTCP", 9054: "HUDP"})
+    assert docker_side and hotport_side == docker_side
+    address = dind_address(host)
+    assert tcp_get(address, 9090) == tcp_get(address, 9091) == PAYLOAD
+    assert udp_ask(address, 9053) == udp_ask(address, 9054) == PAYLOAD
+    own = host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
+    for port in (9090, 9091):
+        assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
+
+
+def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
+    old_ip = container_ip(host, "web")
+    host.check_output("docker stop -t 1 web")
+    host.check_output("docker run -d --name thief hotport/target /bin/busybox sh -c "
+                      "'busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t'")
+    host.check_output("docker start web")
+    try:
+        assert container_ip(host, "thief") == old_ip, "the engine did not reuse the old address"
+        address = dind_address(host)
+        assert tcp_get(address, 8080) == "thief"  # the trap a stale rule sets
+        moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
+        assert moved["changed"]
+        assert tcp_get(address, 8080) == PAYLOAD and udp_ask(address, 8053) == PAYLOAD
+        assert not [l for t, l in ruleset(host) if "hotport:" in l and old_ip + "/" in l]
+    finally:
+        host.run("docker rm -f thief")
+
+
+def test_dockerd_restart_then_rerun_restores_the_mapping(host):
+    address = dind_address(host)
+    host.check_output("kill $(pidof dockerd)")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip() == "true":
+            break
+        time.sleep(1)
+    assert tcp_get(address, 8080) is None, "Docker flushed its chains; the mapping must be gone"
+    restored = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
+    assert restored["changed"]
+    assert tcp_get(address, 8080) == PAYLOAD
+
+
+def test_absent_closes_the_port(host):
+    web_id = host.check_output("docker inspect -f '{{.Id}}' web")
+    hotport(host, container="web", state="absent")
+    assert tcp_get(dind_address(host), 8080) is None
+    assert not [l for t, l in ruleset(host) if "hotport:" + web_id[:12] in l]
