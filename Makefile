@@ -30,6 +30,7 @@ sanity: setup
 
 test: engine
 	tests/sanity/run.sh
+	$(MAKE) molecule-all
 	python -m pytest -q tests/unit tests/integration tests/e2e
 
 clean:
