@@ -9,7 +9,7 @@ set -euo pipefail
 suite=$1
 image=hotport/dind:$suite
 here=$(cd "$(dirname "$0")" && pwd)
-recipe=$(cat "$here/build.sh" | sha256sum | cut -c1-12)
+recipe=$(sha256sum < "$here/build.sh" | cut -c1-12)
 if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   exit 0
 fi

@@ -54,7 +54,8 @@ def fetch(port):
 
 def fetch_udp(port):
     """Answer to one datagram sent to HOST_ADDRESS:port from the client namespace, or None."""
-    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", "UDP:%s:%d" % (HOST_ADDRESS, port)], input="probe\n", capture_output=True, text=True, check=False)
+    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", "UDP:%s:%d" % (HOST_ADDRESS, port)],
+                            input="probe\n", capture_output=True, text=True, check=False)
     return result.stdout.strip() or None
 
 

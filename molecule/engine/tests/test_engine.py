@@ -45,7 +45,7 @@ def udp_ask(address, port, tries=3):
     so every try is the same flow: a stale conntrack entry would fail them all."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(1)
-        for _ in range(tries):
+        for dummy in range(tries):
             sock.sendto(b"probe\n", (address, port))
             try:
                 return sock.recv(4096).decode().strip()
