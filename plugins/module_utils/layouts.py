@@ -118,6 +118,12 @@ def _ports(text):
     return int(first), int(last or first)
 
 
+def dnat_host_ip(rule):
+    """The host address a DNAT rule listens on ('' for any)."""
+    address = rule.value("-d") or ""
+    return "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
+
+
 def host_port_claims(nat):
     """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
 
@@ -131,7 +137,5 @@ def host_port_claims(nat):
         protocol = rule.value("-p")
         if ports is None or protocol is None:
             continue
-        address = rule.value("-d") or ""
-        host_ip = "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
-        claims.append((rule, protocol, host_ip) + ports)
+        claims.append((rule, protocol, dnat_host_ip(rule)) + ports)
     return claims

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    detect_layout, host_port_claims, parse_owner_tag)
+    detect_layout, dnat_host_ip, host_port_claims, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
     HostLock, LOCK_PATH, NetfilterError, Plan, apply_plan, find_docker_iptables, owned_rules)
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
@@ -127,7 +127,8 @@ def plan_changes(tables, layout, endpoint, mappings, state, exclusive, container
 
 
 def _tables_besides_nat(nat, mappings, short_id):
-    """filter always; mangle only where SCTP checksum rules may be written or removed."""
+    """filter always; mangle only where SCTP checksum rules may be written or removed. A removed
+    container's SCTP port is only taken over by an SCTP mapping, so ours decide."""
     tables = ["filter"]
     protocols = set(mapping.protocol for mapping in mappings)
     protocols.update(_tag_of(rule)[1] for rule in owned_rules({"nat": nat})
@@ -144,12 +145,9 @@ def current_mappings(rules, short_id):
         tag = _tag_of(rule)
         if rule.table != "nat" or rule.value("-j") != "DNAT" or _owner_id(rule) != short_id:
             continue
-        destination = rule.value("--to-destination") or ""
-        address = rule.value("-d") or ""
-        host_ip = "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
-        port = destination.rpartition(":")[2]
+        port = (rule.value("--to-destination") or "").rpartition(":")[2]
         if port.isdigit():
-            found.append(PortMapping(tag[1], tag[2], int(port), host_ip))
+            found.append(PortMapping(tag[1], tag[2], int(port), dnat_host_ip(rule)))
     return [mapping.as_dict() for mapping in sorted(set(found))]
 
 

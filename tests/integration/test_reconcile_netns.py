@@ -235,3 +235,10 @@ def test_nftables_backend_is_refused(classic_host, tmp_path):
         reconcile(classic_host.runner, endpoint(), EngineInfo("29.0", "1.52", "nftables"),
                   parse_ports(["8080:80"]), lock_path=str(tmp_path / "lock"))
     assert classic_host.save() == pristine
+
+
+def test_taking_over_an_sctp_port_removes_the_old_checksum_rule(classic_host, apply):
+    apply(classic_host, ["3868:3868/sctp"], ep=endpoint(ip="172.17.0.5", container_id="beef" * 16))
+    apply(classic_host, ["3868:3868/sctp"], container_exists=lambda container_id: False)
+    tagged = classic_host.tagged()
+    assert len(tagged) == 4 and not [line for line in tagged if "beefbeefbeef" in line]
