@@ -44,11 +44,7 @@ class Rule:
 
     @property
     def comment(self):
-        args = self.args
-        for index in range(len(args) - 1):
-            if args[index] == "--comment":
-                return args[index + 1]
-        return None
+        return self.value("--comment")
 
     @property
     def owner_tag(self):
@@ -289,12 +285,16 @@ class ProcessRunner:
     def __init__(self, prefix=()):
         self.prefix = list(prefix)
 
+    @staticmethod
+    def search_path():
+        return os.environ.get("PATH", "") + ":" + SBIN_PATH
+
     def which(self, name):
-        return shutil.which(name, path=os.environ.get("PATH", "") + ":" + SBIN_PATH)
+        return shutil.which(name, path=self.search_path())
 
     def run(self, argv, data=None):
         process = subprocess.run(self.prefix + list(argv), input=data, capture_output=True, text=True,
-                                 check=False, env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SBIN_PATH))
+                                 check=False, env=dict(os.environ, PATH=self.search_path()))
         return process.returncode, process.stdout, process.stderr
 
 

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import strip_save_comments
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")
 IMAGE = "hotport/target"
@@ -27,7 +29,7 @@ def docker(*args, check=True):
 def ruleset():
     """The host's whole ruleset, without timestamps and packet counters."""
     text = sh("iptables-save").stdout + sh("iptables-legacy-save", check=False).stdout
-    return re.sub(r"\[\d+:\d+\]", "", "\n".join(l for l in text.splitlines() if not l.startswith("#")))
+    return re.sub(r"\[\d+:\d+\]", "", strip_save_comments(text))
 
 
 def module(check=False, diff=False, **args):

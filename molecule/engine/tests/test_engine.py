@@ -82,14 +82,15 @@ def ruleset(host):
 
 def test_rules_are_the_ones_this_engine_writes(host):
     ip = container_ip(host, "web")
-    web = [(t, l) for t, l in ruleset(host) if "hotport:" in l and (ip + "/32" in l or ip + ":" in l)]
+    rules = ruleset(host)
+    web = [(t, l) for t, l in rules if "hotport:" in l and (ip + "/32" in l or ip + ":" in l)]
     docker28 = engine_major(host) >= 28
     masquerades = [l for t, l in web if "-j MASQUERADE" in l]
     assert len([l for t, l in web if "-j DNAT" in l]) == 2
     assert len([l for t, l in web if "-j ACCEPT" in l]) == 2
     assert len(masquerades) == (0 if docker28 else 2), web
     if docker28:
-        chain = [l for t, l in ruleset(host) if t == "filter" and l.startswith("-A DOCKER ")]
+        chain = [l for t, l in rules if t == "filter" and l.startswith("-A DOCKER ")]
         drop = chain.index("-A DOCKER ! -i docker0 -o docker0 -j DROP")
         accepts = [chain.index(l) for t, l in web if "-j ACCEPT" in l]
         assert max(accepts) < drop, chain
