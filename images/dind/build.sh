@@ -4,6 +4,8 @@
 #   build.sh bookworm  -> hotport/dind:bookworm  (Docker 20.10)
 #   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
+# The image's default command runs dockerd alone; started with /lib/systemd/systemd as PID 1
+# (the fleet and restart scenarios) it boots like a real host: docker.service under systemd.
 # Rebuilt only when this script changes (label hotport.recipe).
 set -euo pipefail
 suite=$1
@@ -13,7 +15,7 @@ recipe=$(sha256sum < "$here/build.sh" | cut -c1-12)
 if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   exit 0
 fi
-packages=python3,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
+packages=systemd,systemd-sysv,dbus,python3,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
 case "$suite" in
   bookworm) ;;
   trixie|sid) packages=$packages,docker-cli ;;
@@ -33,6 +35,21 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >
   || { tail -20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# Under systemd, /proc/sys must be writable before dockerd starts (sysctls, route_localnet).
+cat > "$root/etc/systemd/system/proc-sys-rw.service" <<'UNIT'
+[Unit]
+Description=Make /proc/sys writable inside this Docker-in-Docker host
+DefaultDependencies=no
+Before=docker.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/mount -o remount,rw /proc/sys
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -s ../proc-sys-rw.service "$root/etc/systemd/system/multi-user.target.wants/proc-sys-rw.service"
 # /proc/sys is read-only in a container started through the API; remount it before dockerd.
 tar -C "$root" -c . | docker import \
   -c 'CMD ["sh", "-c", "mount -o remount,rw /proc/sys 2>/dev/null; exec dockerd"]' \

@@ -9,10 +9,9 @@ the top-level NetworkSettings.IPAddress is gone from API 1.52 (Docker 29).
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import asdict, dataclass
-
-from ansible.module_utils.basic import env_fallback
 
 try:
     import docker
@@ -148,6 +147,9 @@ def resolve_endpoint(client, container, network=None):
 
 def docker_common_argument_spec():
     """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
+    # Imported here: the reconciler service uses this file on hosts without Ansible.
+    from ansible.module_utils.basic import env_fallback
+
     return dict(
         docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST,
                          fallback=(env_fallback, ["DOCKER_HOST"])),
@@ -159,3 +161,43 @@ def container_identity(client, container):
     """(id, name) of a container in any state; for removals, which need no address."""
     attrs = inspect_container(client, container)
     return attrs["Id"], attrs.get("Name", "").lstrip("/")
+
+
+def endpoint_for_removal(client, container):
+    """Removal needs only the ID: the container may be stopped, or gone if given by ID."""
+    try:
+        container_id, name = container_identity(client, container)
+    except ResolveError:
+        if not re.match(r"^[0-9a-f]{12,64}$", container):
+            raise ResolveError(
+                "container %r not found. To remove the mappings of a container that no longer "
+                "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
+                "see `iptables-save | grep hotport:`." % container)
+        container_id, name = container, ""
+    return Endpoint(container_id, name, "", "", "")
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What the inventory needs of one container: its state and its bridge endpoints."""
+
+    container_id: str
+    name: str
+    running: bool
+    endpoints: tuple  # Endpoint per bridge network with an address
+
+
+def container_facts(client):
+    """Every container on the engine, running or not -> list of ContainerFacts (two API calls)."""
+    bridges = dict((net["Name"], bridge_name(net)) for net in client.networks()
+                   if net.get("Driver") == "bridge")
+    facts = []
+    for summary in client.containers(all=True):
+        networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
+        name = (summary.get("Names") or ["/"])[0].lstrip("/")
+        endpoints = tuple(
+            Endpoint(summary["Id"], name, settings.get("IPAddress"), network, bridges[network])
+            for network, settings in sorted(networks.items())
+            if network in bridges and settings.get("IPAddress"))
+        facts.append(ContainerFacts(summary["Id"], name, summary.get("State") == "running", endpoints))
+    return facts

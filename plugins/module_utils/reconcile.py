@@ -151,6 +151,23 @@ def current_mappings(rules, short_id):
     return [mapping.as_dict() for mapping in sorted(set(found))]
 
 
+def read_ruleset(runner, engine, tables_besides_nat):
+    """Find the iptables variant holding Docker's chains, read nat and the tables that
+    ``tables_besides_nat(nat)`` names, detect the layout -> (Iptables, {name: Table}, Layout)."""
+    iptables, nat = find_docker_iptables(runner)
+    tables = iptables.read(tables_besides_nat(nat))
+    tables["nat"] = nat
+    return iptables, tables, detect_layout(nat, tables["filter"], engine.firewall_backend)
+
+
+def engine_facts(engine, iptables, layout):
+    """What the modules report about the engine."""
+    facts = dict(version=engine.version, api_version=engine.api_version,
+                 firewall_backend=engine.firewall_backend, iptables=iptables.name)
+    facts.update(layout.describe())
+    return facts
+
+
 def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False,
               check_mode=False, container_exists=lambda container_id: True, lock_path=LOCK_PATH):
     """Bring this container's tagged rules to the desired state; return an Outcome.
@@ -160,10 +177,8 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     short_id = endpoint.container_id[:12]
     with HostLock(lock_path):
         for attempt in range(1, ATTEMPTS + 1):
-            iptables, nat = find_docker_iptables(runner)
-            tables = iptables.read(_tables_besides_nat(nat, mappings, short_id))
-            tables["nat"] = nat
-            layout = detect_layout(tables["nat"], tables["filter"], engine.firewall_backend)
+            iptables, tables, layout = read_ruleset(
+                runner, engine, lambda nat: _tables_besides_nat(nat, mappings, short_id))
             plan, desired, stale = plan_changes(tables, layout, endpoint, mappings, state,
                                                 exclusive, container_exists)
             try:
@@ -176,9 +191,6 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                 if attempt == ATTEMPTS:
                     raise
 
-    engine_facts = dict(version=engine.version, api_version=engine.api_version,
-                        firewall_backend=engine.firewall_backend, iptables=iptables.name)
-    engine_facts.update(layout.describe())
     removed = set(rule.same_as for rule in plan.delete)
     before = [rule for rule in owned_rules(tables)
               if rule.owner_tag in stale or _owner_id(rule) == short_id]
@@ -186,7 +198,7 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     kept = set(rule.same_as for rule in after)
     after += [rule for rule in plan.add if rule.same_as not in kept]
     outcome = Outcome(
-        changed=bool(plan), engine=engine_facts,
+        changed=bool(plan), engine=engine_facts(engine, iptables, layout),
         added=[rule.text() for rule in plan.add], removed=[rule.text() for rule in plan.delete],
         mappings=current_mappings(after, short_id),
         before=[rule.text() for rule in before], after=[rule.text() for rule in after])

@@ -71,6 +71,17 @@ options:
       - When V(true), mappings of this container that are not in O(ports) are removed.
     type: bool
     default: false
+  state_file:
+    description:
+      - Record the request in this JSON file, the list of mappings the reconciler service
+        C(hotport-reconcile) restores after dockerd or the container restarts (role
+        P(hotport.docker.port_map#role)). The role uses C(/etc/hotport/mappings.json).
+      - V(present) adds these ports to the container's entry (replacing a host port given again;
+        with O(exclusive), the entry holds exactly these); V(absent) takes them out (all of them
+        without O(ports)).
+      - The file is written atomically and only after the rules were applied. Without this
+        option no file is touched.
+    type: path
 requirements:
   - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
   - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
@@ -195,6 +206,11 @@ rules:
       type: list
       elements: str
       sample: []
+state_file_changed:
+  description: Whether O(state_file) was (or, in check mode, would be) rewritten.
+  returned: success
+  type: bool
+  sample: false
 mappings:
   description: Every hotport mapping of this container after the run.
   returned: success
@@ -203,15 +219,17 @@ mappings:
   sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.desired import (
+    StateFileError, apply_request, load_state, record_request, save_state)
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError
+
+FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError, StateFileError)
 
 
 def argument_spec():
@@ -221,23 +239,19 @@ def argument_spec():
         network=dict(type="str"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         exclusive=dict(type="bool", default=False),
+        state_file=dict(type="path"),
     )
     spec.update(docker_api.docker_common_argument_spec())
     return spec
 
 
-def endpoint_for_removal(client, container):
-    """Removal needs only the ID: the container may be stopped, or gone if given by ID."""
-    try:
-        container_id, name = docker_api.container_identity(client, container)
-    except docker_api.ResolveError:
-        if not re.match(r"^[0-9a-f]{12,64}$", container):
-            raise docker_api.ResolveError(
-                "container %r not found. To remove the mappings of a container that no longer "
-                "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
-                "see `iptables-save | grep hotport:`." % container)
-        container_id, name = container, ""
-    return docker_api.Endpoint(container_id, name, "", "", "")
+def record(params, endpoint, check_mode):
+    """Keep the request in the state file the reconciler service re-applies -> changed."""
+    entries = load_state(params["state_file"])
+    updated = record_request(entries, params, endpoint, parse_ports(params["ports"]))
+    if check_mode:
+        return updated != entries
+    return save_state(updated, params["state_file"])
 
 
 def main():
@@ -251,21 +265,16 @@ def main():
                          " On Debian/Ubuntu and RHEL: install the python3-docker package.",
                          exception=docker_api.DOCKER_SDK_IMPORT_ERROR)
     params = module.params
+    recorded = False
     try:
-        mappings = parse_ports(params["ports"])
-        if params["state"] == "present" and not mappings:
-            raise PortSpecError("ports is empty; give at least one mapping such as '8080:80'.")
+        if params["state_file"]:
+            load_state(params["state_file"])  # an unreadable state file stops us before any change
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
-        if params["state"] == "present":
-            endpoint = docker_api.resolve_endpoint(client, params["container"], params["network"])
-        else:
-            endpoint = endpoint_for_removal(client, params["container"])
-        outcome = reconcile(
-            ModuleRunner(module), endpoint, engine, mappings, state=params["state"],
-            exclusive=params["exclusive"], check_mode=module.check_mode,
-            container_exists=lambda container_id: docker_api.container_exists(client, container_id))
-    except (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError) as exc:
+        endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
+        if params["state_file"]:
+            recorded = record(params, endpoint, module.check_mode)
+    except FAILURES as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
@@ -273,11 +282,12 @@ def main():
     for warning in outcome.warnings:
         module.warn(warning)
     result = dict(
-        changed=outcome.changed,
+        changed=outcome.changed or recorded,
         container=endpoint.as_dict(),
         engine=outcome.engine,
         rules=dict(added=outcome.added, removed=outcome.removed),
         mappings=outcome.mappings,
+        state_file_changed=recorded,
     )
     if module._diff:
         result["diff"] = dict(
