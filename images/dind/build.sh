@@ -15,7 +15,7 @@ recipe=$(sha256sum < "$here/build.sh" | cut -c1-12)
 if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   exit 0
 fi
-packages=systemd,systemd-sysv,dbus,python3,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
+packages=systemd,systemd-sysv,dbus,python3,python3-apt,iptables-persistent,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
 case "$suite" in
   bookworm) ;;
   trixie|sid) packages=$packages,docker-cli ;;

@@ -16,6 +16,8 @@ CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")
 IMAGE = "hotport/target"
 PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
 HOST_ADDRESS = "198.18.0.1"
+ANSIBLE_ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"),
+                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
 
 
 def sh(*argv, check=True):
@@ -32,15 +34,13 @@ def ruleset():
     return re.sub(r"\[\d+:\d+\]", "", strip_save_comments(text))
 
 
-def module(check=False, diff=False, **args):
-    """Run hotport.docker.container_port_map on localhost -> its result dict."""
+def module(check=False, diff=False, module_name="hotport.docker.container_port_map", **args):
+    """Run a hotport module on localhost -> its result dict."""
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m",
-            "hotport.docker.container_port_map", "-a", json.dumps(args),
+            module_name, "-a", json.dumps(args),
             "-e", "ansible_python_interpreter=" + sys.executable]
     argv += ["--check"] * check + ["--diff"] * diff
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"),
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
-    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False).stdout
+    out = subprocess.run(argv, capture_output=True, text=True, env=ANSIBLE_ENV, check=False).stdout
     head, sep, body = out.partition(" => {")
     result = json.loads("{" + body)
     # ansible-core 2.19 prints the failure only in the header: "localhost | FAILED! => {"
