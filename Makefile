@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity clean molecule molecule-all
+.PHONY: setup engine demo test unit integration e2e sanity lint ee clean molecule molecule-all
 
 setup:
 	scripts/setup.sh
@@ -28,8 +28,21 @@ e2e: engine
 sanity: setup
 	tests/sanity/run.sh
 
+lint: setup
+	ansible-lint
+
+# The execution environment's build context (building the image needs a registry: see README).
+ee: setup
+	rm -rf .build/collection .build/ee
+	ansible-galaxy collection build --output-path .build/collection
+	ansible-builder create -f execution-environment.yml -c .build/ee
+	grep -q 'ansible-galaxy collection install /tmp/hotport/hotport-docker-' .build/ee/*file
+	ls .build/ee/_build/hotport/hotport-docker-*.tar.gz
+
 test: engine
 	tests/sanity/run.sh
+	ansible-lint
+	$(MAKE) ee
 	$(MAKE) molecule-all
 	python -m pytest -q tests/unit tests/integration tests/e2e
 
@@ -43,6 +56,9 @@ molecule: engine
 	images/dind/build.sh $(SUITE)
 	HOTPORT_SUITE=$(SUITE) molecule test -s engine
 
+# ... and the fleet (rollout.yml on four hosts) and restart (reconciler) scenarios (issue 4).
 molecule-all: engine
 	for suite in bookworm trixie sid; do images/dind/build.sh $$suite || exit 1; done
 	for suite in bookworm trixie sid; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
+	molecule test -s fleet
+	molecule test -s restart

@@ -4,8 +4,9 @@
 #   build.sh bookworm  -> hotport/dind:bookworm  (Docker 20.10)
 #   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
-# The image's default command runs dockerd alone; started with /lib/systemd/systemd as PID 1
-# (the fleet and restart scenarios) it boots like a real host: docker.service under systemd.
+# The image's default command runs dockerd alone. Started with /lib/systemd/systemd as PID 1 it
+# boots like a real host (docker.service under systemd); systemd 258+ (sid) refuses to boot on a
+# cgroup v1 machine such as these, so there /usr/local/sbin/dind-supervise stands in for it.
 # Rebuilt only when this script changes (label hotport.recipe).
 set -euo pipefail
 suite=$1
@@ -50,6 +51,20 @@ ExecStart=/bin/mount -o remount,rw /proc/sys
 WantedBy=multi-user.target
 UNIT
 ln -s ../proc-sys-rw.service "$root/etc/systemd/system/multi-user.target.wants/proc-sys-rw.service"
+cat > "$root/usr/local/sbin/dind-supervise" <<'INIT'
+#!/bin/sh
+# PID 1 without systemd: dockerd, and hotport-reconcile once the role installed it, each
+# started again whenever it exits (what docker.service and hotport-reconcile.service do).
+mount -o remount,rw /proc/sys 2>/dev/null
+(while :; do dockerd >>/var/log/dockerd.log 2>&1; sleep 1; done) &
+while :; do
+  if [ -x /usr/local/sbin/hotport-reconcile ]; then
+    /usr/local/sbin/hotport-reconcile watch --interval "${HOTPORT_RECONCILE_INTERVAL:-60}" >>/var/log/hotport-reconcile.log 2>&1
+  fi
+  sleep 2
+done
+INIT
+chmod 755 "$root/usr/local/sbin/dind-supervise"
 # /proc/sys is read-only in a container started through the API; remount it before dockerd.
 tar -C "$root" -c . | docker import \
   -c 'CMD ["sh", "-c", "mount -o remount,rw /proc/sys 2>/dev/null; exec dockerd"]' \

@@ -59,3 +59,21 @@ def eventually(probe, expected, timeout=60):
         time.sleep(1)
         answer = probe()
     return answer
+
+
+def uses_systemd(host):
+    return host.run("test -d /run/systemd/system").rc == 0
+
+
+def restart_dockerd(host):
+    """Restart the host's dockerd as its init does it -> after the new dockerd answers."""
+    old = host.check_output("pidof dockerd")
+    if uses_systemd(host):
+        host.check_output("systemctl restart docker")
+    else:
+        host.check_output("kill %s" % old)  # dind-supervise starts it again
+
+    def back():
+        return host.run("docker info -f '{{.ID}}'").rc == 0 and host.run("pidof dockerd").stdout.strip() != old
+
+    assert eventually(back, True, timeout=30), "dockerd did not come back"

@@ -31,7 +31,9 @@ NETWORK_ACTIONS = ("connect", "disconnect")
 
 
 def log(message):
-    print(message, flush=True)
+    """One line to stdout, at once: systemd's journal (or the supervisor's log) keeps it."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def _describe(entry):
@@ -42,7 +44,7 @@ def apply_entry(runner, client, engine, entry, state="present", container=None):
     """One recorded request -> True when it holds (or is waiting for its container to start)."""
     request = dict(entry, state=state, container=container or entry["container"])
     try:
-        _, outcome = apply_request(runner, client, engine, request)
+        outcome = apply_request(runner, client, engine, request)[1]
     except docker_api.ResolveError as exc:
         if state == "present" and _is_waiting(client, request["container"]):
             log("waiting for %s: %s" % (_describe(entry), exc))
@@ -160,7 +162,3 @@ def main(argv=None):
         log("FAILED: %s" % exc)
         return 1
     return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
