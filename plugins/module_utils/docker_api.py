@@ -145,6 +145,16 @@ def resolve_endpoint(client, container, network=None):
     return Endpoint(attrs["Id"], name, address, network, bridge_name(net))
 
 
+def require_sdk(module):
+    """Fail the module with the package to install when the Docker SDK is missing."""
+    if not HAS_DOCKER_SDK:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
+                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
+                         exception=DOCKER_SDK_IMPORT_ERROR)
+
+
 def docker_common_argument_spec():
     """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
     # Imported here: the reconciler service uses this file on hosts without Ansible.

@@ -219,7 +219,7 @@ mappings:
   sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
@@ -260,10 +260,7 @@ def main():
         required_if=[("state", "present", ("ports",))],
         supports_check_mode=True,
     )
-    if not docker_api.HAS_DOCKER_SDK:
-        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
-                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
-                         exception=docker_api.DOCKER_SDK_IMPORT_ERROR)
+    docker_api.require_sdk(module)
     params = module.params
     recorded = False
     try:

@@ -134,7 +134,7 @@ engine:
            "iptables": "iptables-nft", "layout": "docker28", "userland_proxy": true}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
@@ -166,10 +166,7 @@ def wanted(item, container, owner):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not docker_api.HAS_DOCKER_SDK:
-        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
-                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
-                         exception=docker_api.DOCKER_SDK_IMPORT_ERROR)
+    docker_api.require_sdk(module)
     params = module.params
     try:
         client = docker_api.connect(params["docker_host"], params["timeout"])
