@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee clean molecule molecule-all
+.PHONY: setup engine demo test unit integration e2e sanity lint ee bench clean molecule molecule-all
 
 setup:
 	scripts/setup.sh
@@ -45,6 +45,12 @@ test: engine
 	$(MAKE) ee
 	$(MAKE) molecule-all
 	python -m pytest -q tests/unit tests/integration tests/e2e
+
+# Benchmarks (issue 5): results and plots in docs/bench/, read in docs/BENCHMARKS.md.
+bench: setup
+	pip install -q -r bench/requirements.txt
+	python bench/control_plane.py
+	python bench/plot.py
 
 clean:
 	scripts/dockerd.sh stop
