@@ -96,8 +96,8 @@ def recipe(count):
                      % (table, chain, words, table, chain, words))
     script = "\n".join(lines) + "\n"
     with Namespace() as ns:
-        apply = timed(lambda: ns.run(["bash", "-c", script]))
-        rerun = timed(lambda: ns.run(["bash", "-c", script]))
+        apply = timed(lambda: ns.run(["bash", "-s"], script))
+        rerun = timed(lambda: ns.run(["bash", "-s"], script))
     return apply, rerun
 
 

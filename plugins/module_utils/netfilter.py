@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shlex
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from functools import cached_property
 
 TAG_PREFIX = "hotport:"
 # Docker's own binaries: iptables-nft and iptables-legacy keep separate rulesets, and
@@ -46,7 +47,7 @@ class Rule:
     def comment(self):
         return self.value("--comment")
 
-    @property
+    @cached_property  # asked for again and again while planning over thousands of rules
     def owner_tag(self):
         comment = self.comment
         return comment if comment and comment.startswith(TAG_PREFIX) else None
@@ -74,9 +75,13 @@ class Rule:
         return None
 
 
+NEEDS_QUOTES = re.compile(r"[\s\"'\\]")
+SAVE_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+
+
 def _quote(arg):
     """Quote as iptables-save does: iptables-restore understands double quotes only."""
-    if arg and not any(char in arg for char in " \t\"'\\"):
+    if arg and not NEEDS_QUOTES.search(arg):
         return arg
     return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -90,6 +95,13 @@ class Table:
 
     def rules(self, chain):
         return self.chains.get(chain, [])
+
+
+def _save_words(line):
+    """Words of an iptables-save line: bare, or double-quoted with backslash escapes (what
+    iptables-save writes; a regex, because shlex costs 0.4 s per 3000 rules)."""
+    return [re.sub(r"\\(.)", r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
+            for match in SAVE_WORD.finditer(line)]
 
 
 def parse_save(text):
@@ -109,7 +121,7 @@ def parse_save(text):
         elif line.startswith(":"):
             table.chains.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A "):
-            words = shlex.split(line)
+            words = _save_words(line)
             table.chains.setdefault(words[1], []).append(Rule(table.name, words[1], tuple(words[2:])))
     return tables
 

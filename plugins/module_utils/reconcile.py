@@ -31,7 +31,7 @@ class Outcome:
     added: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     mappings: list = field(default_factory=list)
-    before: list = field(default_factory=list)
+    before: list = field(default_factory=list)  # Rules (rendered as text only for diff mode)
     after: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -48,10 +48,12 @@ def _owner_id(rule):
 def _conflicts(nat, mappings, short_id, container_exists):
     """Claims of other owners on the requested host ports -> (errors, stale tags to take over)."""
     errors, stale = [], set()
+    claims = {}  # (protocol, host port) -> claims: one look-up per mapping, not a scan
+    for rule, protocol, host_ip, first, last in host_port_claims(nat):
+        for port in range(first, last + 1):
+            claims.setdefault((protocol, port), []).append((rule, host_ip))
     for mapping in mappings:
-        for rule, protocol, host_ip, first, last in host_port_claims(nat):
-            if protocol != mapping.protocol or not first <= mapping.host_port <= last:
-                continue
+        for rule, host_ip in claims.get(mapping.key, []):
             if host_ip and mapping.host_ip and host_ip != mapping.host_ip:
                 continue
             tag = _tag_of(rule)
@@ -201,7 +203,7 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
         changed=bool(plan), engine=engine_facts(engine, iptables, layout),
         added=[rule.text() for rule in plan.add], removed=[rule.text() for rule in plan.delete],
         mappings=current_mappings(after, short_id),
-        before=[rule.text() for rule in before], after=[rule.text() for rule in after])
+        before=before, after=after)
     if stale:
         outcome.warnings.append(
             "took over host port(s) from removed container(s): %s" % ", ".join(sorted(stale)))

@@ -288,8 +288,8 @@ def main():
     )
     if module._diff:
         result["diff"] = dict(
-            before="".join(line + "\n" for line in outcome.before),
-            after="".join(line + "\n" for line in outcome.after),
+            before="".join(rule.text() + "\n" for rule in outcome.before),
+            after="".join(rule.text() + "\n" for rule in outcome.after),
             before_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
             after_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
         )
