@@ -15,8 +15,10 @@ import os
 import tempfile
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
 
 STATE_FILE = "/etc/hotport/mappings.json"
 STATE_VERSION = 1
@@ -24,6 +26,10 @@ STATE_VERSION = 1
 
 class StateFileError(RuntimeError):
     """The state file cannot be read or written; the message names the file and the fix."""
+
+
+# What apply_request raises with nothing changed, each with a message naming the fix.
+REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError)
 
 
 def apply_request(runner, client, engine, request, check_mode=False):

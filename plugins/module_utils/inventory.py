@@ -10,6 +10,7 @@ renders for it are missing. A host port claimed by more than one owner is a clas
 
 from __future__ import annotations
 
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import host_port_claims, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 
@@ -32,8 +33,7 @@ def _hotport_status(tag, ip, containers, present_rules, layout, mapping):
     if not matches:
         return None, "container removed", False
     facts = matches[0]
-    placeholder = {"id": facts.container_id, "name": facts.name, "running": facts.running,
-                   "network": "", "ip": "", "bridge": ""}
+    placeholder = _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
     if not facts.running:
         return placeholder, "container stopped", False
     at = [endpoint for endpoint in facts.endpoints if endpoint.ip == ip]

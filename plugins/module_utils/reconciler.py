@@ -19,13 +19,9 @@ import time
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
-    STATE_FILE, StateFileError, apply_request, load_state)
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import NetfilterError, ProcessRunner
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError
+    REQUEST_FAILURES, STATE_FILE, StateFileError, apply_request, load_state)
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner
 
-ENTRY_FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError)
 CONTAINER_ACTIONS = ("start", "die")
 NETWORK_ACTIONS = ("connect", "disconnect")
 
@@ -51,7 +47,7 @@ def apply_entry(runner, client, engine, entry, state="present", container=None):
             return True
         log("FAILED %s: %s" % (_describe(entry), exc))
         return False
-    except ENTRY_FAILURES as exc:
+    except REQUEST_FAILURES as exc:
         log("FAILED %s: %s" % (_describe(entry), exc))
         return False
     for line in ["- " + rule for rule in outcome.removed] + ["+ " + rule for rule in outcome.added]:

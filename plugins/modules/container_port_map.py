@@ -223,13 +223,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
-    StateFileError, apply_request, load_state, record_request, save_state)
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError
-
-FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError, StateFileError)
+    REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, save_state)
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner
+from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 
 
 def argument_spec():
@@ -271,7 +267,7 @@ def main():
         endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
         if params["state_file"]:
             recorded = record(params, endpoint, module.check_mode)
-    except FAILURES as exc:
+    except REQUEST_FAILURES + (StateFileError,) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
