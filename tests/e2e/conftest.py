@@ -99,8 +99,12 @@ def network():
         return name
 
     yield create
+    # Torn down before the containers fixture (reverse set-up order): detach them first, or the
+    # removal fails and every run leaks a network and its address pool.
     for network_id in made:
-        docker("network", "rm", network_id, check=False)
+        for container in docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", network_id).split():
+            docker("network", "disconnect", "-f", network_id, container)
+        docker("network", "rm", network_id)
 
 
 def address(container, network="bridge"):
