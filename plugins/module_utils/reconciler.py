@@ -97,10 +97,10 @@ def handle_event(runner, client, engine, state_file, event):
     return failures
 
 
-def watch(runner, connect, state_file, interval, cycles=None):
-    """Reconnect, apply all, follow events in windows of ``interval`` seconds; forever by default."""
+def watch(runner, connect, state_file, interval):
+    """Reconnect, apply all, follow events in windows of ``interval`` seconds; forever."""
     delay = 1
-    while cycles is None or cycles > 0:
+    while True:
         try:
             client = connect()
             engine = docker_api.engine_info(client)
@@ -108,14 +108,13 @@ def watch(runner, connect, state_file, interval, cycles=None):
             log("connected to Docker %s; applying %s" % (engine.version, state_file))
             apply_all(runner, client, engine, state_file)
             delay = 1
-            while cycles is None or cycles > 0:
+            while True:
                 until = since + interval
                 # The stream ends at `until`; windows follow each other, so no event falls between.
                 for event in client.events(since=since, until=until, decode=True,
                                            filters={"type": ["container", "network"]}):
                     handle_event(runner, client, engine, state_file, event)
                 since = until
-                cycles = None if cycles is None else cycles - 1
                 apply_all(runner, client, engine, state_file)
         except (docker_api.DockerException, OSError) as exc:
             # dockerd stopped or restarted: it flushes its chains, so everything is applied anew

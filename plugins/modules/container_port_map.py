@@ -241,11 +241,10 @@ def argument_spec():
     return spec
 
 
-def record(params, endpoint, check_mode):
+def record(params, entries, endpoint, check_mode):
     """Keep the request in the state file the reconciler service re-applies -> changed."""
-    entries = load_state(params["state_file"])
     updated = record_request(entries, params, endpoint, parse_ports(params["ports"]))
-    if check_mode:
+    if check_mode or updated == entries:
         return updated != entries
     return save_state(updated, params["state_file"])
 
@@ -261,12 +260,12 @@ def main():
     recorded = False
     try:
         if params["state_file"]:
-            load_state(params["state_file"])  # an unreadable state file stops us before any change
+            entries = load_state(params["state_file"])  # an unreadable file stops us before any change
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
         endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
         if params["state_file"]:
-            recorded = record(params, endpoint, module.check_mode)
+            recorded = record(params, entries, endpoint, module.check_mode)
     except REQUEST_FAILURES + (StateFileError,) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
