@@ -116,8 +116,8 @@ def watch(runner, connect, state_file, interval):
                     handle_event(runner, client, engine, state_file, event)
                 since = until
                 apply_all(runner, client, engine, state_file)
-        except (docker_api.DockerException, OSError) as exc:
-            # dockerd stopped or restarted: it flushes its chains, so everything is applied anew
+        except (docker_api.DockerException, docker_api.ResolveError, OSError) as exc:
+            # (connect() reports an unreachable daemon as ResolveError.) dockerd stopped or restarted: it flushes its chains, so everything is applied anew
             # once it answers again.
             log("Docker not reachable (%s); retrying in %d s" % (exc, delay))
             time.sleep(delay)
@@ -153,7 +153,7 @@ def main(argv=None):
     try:
         client = connect()
         failures = apply_all(runner, client, docker_api.engine_info(client), args.state_file)
-    except (docker_api.DockerException, StateFileError) as exc:
+    except (docker_api.DockerException, docker_api.ResolveError, StateFileError) as exc:
         log("FAILED: %s" % exc)
         return 1
     return 1 if failures else 0
