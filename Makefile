@@ -47,9 +47,11 @@ test: engine
 	python -m pytest -q tests/unit tests/integration tests/e2e
 
 # Benchmarks (issue 5): results and plots in docs/bench/, read in docs/BENCHMARKS.md.
-bench: setup
+bench: engine
 	pip install -q -r bench/requirements.txt
+	images/bench/build.sh hotport/bench
 	python bench/control_plane.py
+	python bench/data_path.py
 	python bench/plot.py
 
 clean:

@@ -32,5 +32,62 @@ def control_plane():
     figure.savefig(os.path.join(DOCS, "control_plane.png"), dpi=110)
 
 
+PATH_LABELS = {"direct": "direct container IP", "hotport": "hotport DNAT", "socat": "socat sidecar",
+               "docker-proxy": "docker-proxy (loopback)"}
+
+
+def data_path():
+    data = json.load(open(os.path.join(DOCS, "data_path.json")))
+    paths = data["paths"]
+    labels = [PATH_LABELS[row["path"]] for row in paths]
+    positions = range(len(paths))
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.5))
+    width = 0.4
+    axes[0].bar([x - width / 2 for x in positions], [row["gbps_1"] for row in paths], width, label="1 stream")
+    axes[0].bar([x + width / 2 for x in positions], [row["gbps_8"] for row in paths], width, label="8 streams")
+    axes[0].set_ylabel("Gbit/s (iperf3)")
+    axes[0].set_title("bulk throughput")
+    axes[0].legend(fontsize=8)
+    axes[1].bar(positions, [row["rate"] for row in paths], color="tab:green")
+    axes[1].set_ylabel("connections / s (sequential client)")
+    axes[1].set_title("short connections")
+    axes[2].bar([x - width / 2 for x in positions], [row["p50_ms"] for row in paths], width, label="p50")
+    axes[2].bar([x + width / 2 for x in positions], [row["p99_ms"] for row in paths], width, label="p99")
+    axes[2].set_ylabel("ms per connection")
+    axes[2].set_title("connection latency")
+    axes[2].legend(fontsize=8)
+    for axis in axes:
+        axis.set_xticks(list(positions))
+        axis.set_xticklabels(labels, rotation=20, fontsize=8)
+        axis.grid(True, axis="y", alpha=0.3)
+    figure.suptitle("Data path through one mapping (engine %s, %d CPUs)" % (data["engine"], data["cpus"]))
+    figure.tight_layout()
+    figure.savefig(os.path.join(DOCS, "data_path.png"), dpi=110)
+
+    scale = data["scale"]
+    counts = [row["mappings"] for row in scale]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    axes[0].plot(counts, [row["gbps_1"] for row in scale], marker="o")
+    axes[0].set_ylabel("Gbit/s, 1 stream")
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_title("bulk throughput")
+    axes[1].plot(counts, [row["rate"] for row in scale], marker="o", label="connections / s")
+    axes[1].set_ylabel("connections / s")
+    axes[1].set_ylim(bottom=0)
+    axes[1].set_title("short connections")
+    latency = axes[1].twinx()
+    latency.plot(counts, [row["p99_ms"] for row in scale], marker="s", color="tab:red", label="p99 ms")
+    latency.set_ylabel("p99 ms", color="tab:red")
+    latency.set_ylim(bottom=0)
+    for axis in axes:
+        axis.set_xscale("log")
+        axis.set_xlabel("hotport mappings installed (measured one last in every chain)")
+        axis.grid(True, which="both", alpha=0.3)
+    figure.suptitle("Scale: one mapping measured with N mappings installed")
+    figure.tight_layout()
+    figure.savefig(os.path.join(DOCS, "data_path_scale.png"), dpi=110)
+
+
 if __name__ == "__main__":
     control_plane()
+    data_path()

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian/Ubuntu machine needs to run the demo and the tests (as root):
 # Debian packages (Docker engine, both iptables variants, conntrack, busybox for the demo
-# image; python3-docker for the reconciler service on this host) and a virtualenv in .build/venv with ansible-core, the Docker SDK and pytest.
+# image; python3-docker for the reconciler service on this host; iperf3, gcc and libc6-dev for
+# the benchmark image) and a virtualenv in .build/venv with ansible-core, the Docker SDK and pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(docker.io python3-docker iptables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap)
+packages=(docker.io python3-docker iptables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap iperf3 gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,21 +4,16 @@
 # Serves index.html on TCP 80 and UDP 53. Rebuilt only when this folder changes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../rootfs.sh"
 image=${1:-hotport/target}
-recipe=$(cat "$here"/* | sha256sum | cut -c1-12)
-if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
-  exit 0
-fi
+recipe=$(cat "$here"/* "$here/../rootfs.sh" | sha256sum | cut -c1-12)
+image_is_current "$image" "$recipe" && exit 0
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/www" "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
-cp /usr/bin/socat "$root/bin/socat"
-for library in $(ldd /usr/bin/socat | grep -oE '/[^ ]+'); do
-  mkdir -p "$root$(dirname "$library")"
-  cp -L "$library" "$root$library"
-done
+add_binary "$root" /usr/bin/socat
 cp "$here/index.html" "$root/www/index.html"
 cp "$here/serve.sh" "$root/bin/serve"
 tar -C "$root" -c . | docker import -c 'CMD ["/bin/serve"]' -c 'EXPOSE 80 53/udp' \
