@@ -35,10 +35,11 @@ REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, Conflic
 def apply_request(runner, client, engine, request, check_mode=False):
     """Resolve the container of ``request`` and reconcile its rules -> (Endpoint, Outcome).
 
-    ``request`` has the module's keys: container, ports, network, state, exclusive.
+    ``request`` has the module's keys: container, ports, network, state, exclusive,
+    allowed_sources, local_access.
     """
     state = request.get("state") or "present"
-    mappings = parse_ports(request.get("ports"))
+    mappings = request_mappings(request)
     if state == "present":
         if not mappings:
             raise PortSpecError("ports is empty; give at least one mapping such as '8080:80'.")
@@ -50,6 +51,11 @@ def apply_request(runner, client, engine, request, check_mode=False):
         check_mode=check_mode,
         container_exists=lambda container_id: docker_api.container_exists(client, container_id))
     return endpoint, outcome
+
+
+def request_mappings(request):
+    """The request's ports, with its allowed_sources and local_access applied to each."""
+    return parse_ports(request.get("ports"), request.get("allowed_sources"), request.get("local_access"))
 
 
 def load_state(path=STATE_FILE):
@@ -101,7 +107,7 @@ def record_request(entries, request, endpoint, mappings):
     if ports:
         entry = {"container": (old or {}).get("container") or endpoint.name or container,
                  "network": network,
-                 "ports": [ports[key].spec() for key in sorted(ports)]}
+                 "ports": [ports[key].as_request() for key in sorted(ports)]}
         kept.append(entry)
     return sorted(kept, key=lambda entry: entry["container"])
 

@@ -5,14 +5,16 @@
 
 A hotport mapping is stale when its container is gone, stopped, or no longer at the address
 its DNAT forwards to (a restart moved it), and incomplete when some of the rules the layout
-renders for it are missing. A host port claimed by more than one owner is a clash.
+renders for it are missing. A host port claimed by more than one owner, or one a socket on
+the host listens on (ours only: Docker's docker-proxy listens on Docker's ports), is a clash.
 """
 
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import host_port_claims, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
+from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import host_port_claims, live_mappings, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
 
 
 def _destination(rule):
@@ -45,11 +47,13 @@ def _hotport_status(tag, ip, containers, present_rules, layout, mapping):
     return _container_view(at[0], True), "", complete
 
 
-def inventory(tables, layout, containers):
-    """Parsed tables (nat, filter, mangle), the detected layout and every container's
-    ContainerFacts -> list of dicts, one per published host port, sorted."""
+def inventory(tables, layout, containers, sockets=()):
+    """Parsed tables (nat, filter, mangle), the detected layout, every container's
+    ContainerFacts and the host's listening sockets -> list of dicts, one per published host
+    port, sorted."""
     present_rules = set(rule.same_as for table in tables.values()
                         for rules in table.chains.values() for rule in rules)
+    ours = live_mappings(owned_rules(tables))
     by_ip = dict((endpoint.ip, (endpoint, facts.running))
                  for facts in containers for endpoint in facts.endpoints)
     found = []
@@ -62,12 +66,16 @@ def inventory(tables, layout, containers):
                     "container_ip": ip, "container_port": None if container_port is None
                     else container_port + offset,
                     "tag": rule.owner_tag or "", "stale": False, "stale_reason": "",
-                    "complete": True, "container": None}
-            if tag and container_port is not None:
-                mapping = PortMapping(protocol, host_port, container_port + offset, host_ip)
+                    "complete": True, "container": None, "allowed_sources": [], "local_access": False,
+                    "clashes_with": []}
+            if tag and rule.owner_tag in ours:
+                mapping = ours[rule.owner_tag]
                 item["container"], item["stale_reason"], item["complete"] = _hotport_status(
                     tag, ip, containers, present_rules, layout, mapping)
                 item["stale"] = bool(item["stale_reason"])
+                item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
+                item["clashes_with"] = ["socket:" + listener.describe()
+                                        for listener in clashing_listeners(sockets, mapping, mapping.local_access)]
             elif ip in by_ip:
                 item["container"] = _container_view(*by_ip[ip])
             found.append(item)
@@ -88,5 +96,5 @@ def _mark_clashes(items):
     """Two owners of one host port: Docker's port allocator does not know our mappings and
     may hand the same port to a new -p container later; both then fight over the packets."""
     for item in items:
-        item["clashes_with"] = [_owner_name(other) for other in items
-                                if other is not item and _overlap(item, other)]
+        item["clashes_with"] += [_owner_name(other) for other in items
+                                 if other is not item and _overlap(item, other)]

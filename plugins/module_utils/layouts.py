@@ -12,6 +12,7 @@ live rules compare token for token.
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import TAG_PREFIX, Rule
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 
 
 class LayoutError(RuntimeError):
@@ -46,27 +47,44 @@ class Layout:
         self.userland_proxy = userland_proxy
 
     def render(self, mapping, endpoint):
-        """PortMapping + Endpoint -> the rules Docker would write for it, tagged as ours."""
+        """PortMapping + Endpoint -> the rules Docker would write for it, tagged as ours.
+
+        With allowed_sources, the DNAT and the ACCEPT are written once per source, and an INPUT
+        DROP catches the host port for everyone else (not translated, they would reach the host).
+        With local_access, the kernel-only loopback and hairpin rules of userland-proxy=false.
+        """
         protocol, bridge, ip = mapping.protocol, endpoint.bridge, endpoint.ip
         match = ("-p", protocol, "-m", protocol)
         tag = ("-m", "comment", "--comment",
                owner_tag(endpoint.container_id, protocol, mapping.host_port))
         host_ip = ("-d", mapping.host_ip + "/32") if mapping.host_ip else ()
         from_outside = ("!", "-i", bridge) if self.userland_proxy else ()
-        cport = str(mapping.container_port)
-        rules = [
-            Rule("nat", "DOCKER", host_ip + from_outside + match
-                 + ("--dport", str(mapping.host_port)) + tag
-                 + ("-j", "DNAT", "--to-destination", "%s:%s" % (ip, cport))),
-            Rule("filter", "DOCKER", ("-d", ip + "/32", "!", "-i", bridge, "-o", bridge) + match
-                 + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position),
-        ]
-        if self.hairpin_masquerade_always or not self.userland_proxy:
+        host_port, cport = str(mapping.host_port), str(mapping.container_port)
+        dnat = ("-j", "DNAT", "--to-destination", "%s:%s" % (ip, cport))
+        sources = [("-s", source) for source in mapping.allowed_sources] or [()]
+        rules = [Rule("nat", "DOCKER", source + host_ip + from_outside + match + ("--dport", host_port) + tag + dnat)
+                 for source in sources]
+        rules += [Rule("filter", "DOCKER", source + ("-d", ip + "/32", "!", "-i", bridge, "-o", bridge) + match
+                       + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position)
+                  for source in sources]
+        local = mapping.local_access and self.userland_proxy
+        if self.hairpin_masquerade_always or not self.userland_proxy or local:
             rules.append(Rule("nat", "POSTROUTING", ("-s", ip + "/32", "-d", ip + "/32") + match
                               + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
         if protocol == "sctp" and self.sctp_checksum:
             rules.append(Rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
                               + ("-j", "CHECKSUM", "--checksum-fill")))
+        if mapping.allowed_sources:
+            rules.append(Rule("filter", "INPUT", host_ip + match + ("--dport", host_port) + tag + ("-j", "DROP"), 1))
+        if local:
+            loopback = host_ip if mapping.loopback_only else ("-d", "127.0.0.0/8")
+            rules.append(Rule("nat", "OUTPUT", loopback + match + ("--dport", host_port) + tag + dnat))
+            rules.append(Rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", ip + "/32", "-o", bridge) + match
+                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+        if local and not mapping.loopback_only:
+            # Ahead of Docker's "-i BRIDGE -j RETURN", which keeps containers' packets untranslated.
+            rules += [Rule("nat", "DOCKER", source + host_ip + ("-i", bridge) + match + ("--dport", host_port)
+                           + tag + dnat, 1) for source in sources]
         return rules
 
     def describe(self):
@@ -127,15 +145,41 @@ def dnat_host_ip(rule):
 def host_port_claims(nat):
     """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
 
-    host_ip '' means any address. These are the host ports Docker or hotport publish.
+    host_ip '' means any address. These are the host ports Docker or hotport publish; a
+    hotport mapping written as several DNATs (per source, hairpin) claims its port once.
     """
     claims = []
+    tags = set()
     for rule in nat.rules("DOCKER"):
-        if rule.value("-j") != "DNAT":
+        if rule.value("-j") != "DNAT" or (rule.owner_tag and rule.owner_tag in tags):
             continue
+        tags.add(rule.owner_tag)
         ports = _ports(rule.value("--dport"))
         protocol = rule.value("-p")
         if ports is None or protocol is None:
             continue
         claims.append((rule, protocol, dnat_host_ip(rule)) + ports)
     return claims
+
+
+def live_mappings(rules):
+    """Our tagged rules -> {owner tag: PortMapping}, options read back from the rules: the
+    sources of the DNATs from outside, local access from a loopback DNAT in nat OUTPUT."""
+    found, sources, local = {}, {}, set()
+    for rule in rules:
+        tag = parse_owner_tag(rule.owner_tag)
+        if tag is None or rule.table != "nat" or rule.value("-j") != "DNAT":
+            continue
+        if rule.chain == "OUTPUT":
+            local.add(rule.owner_tag)
+            continue
+        if rule.chain != "DOCKER" or rule.value("-i"):
+            continue  # the hairpin DNAT repeats what the DNAT from outside says
+        port = (rule.value("--to-destination") or "").rpartition(":")[2]
+        if port.isdigit():
+            found[rule.owner_tag] = (tag[1], tag[2], int(port), dnat_host_ip(rule))
+            if rule.value("-s"):
+                sources.setdefault(rule.owner_tag, set()).add(rule.value("-s"))
+    return dict((key, PortMapping(*fields, allowed_sources=tuple(sorted(sources.get(key, ()))),
+                                  local_access=key in local))
+                for key, fields in found.items())

@@ -24,6 +24,9 @@ TAG_PREFIX = "hotport:"
 # ship a single variant without the suffixed names.
 VARIANTS = ("nft", "legacy", "")
 LOCK_PATH = "/run/hotport.lock"
+# How long iptables-restore waits for the xtables lock (iptables-legacy and anything else
+# holding it): bounded, so that a stuck holder gives a clear error instead of a hung run.
+XTABLES_WAIT = 10
 
 
 class NetfilterError(RuntimeError):
@@ -161,7 +164,7 @@ class Iptables:
         return dict((name, parse_table(self.save(name), name)) for name in tables)
 
     def restore(self, text):
-        return self.runner.run([self.binary("restore"), "--noflush", "-w"], data=text)
+        return self.runner.run([self.binary("restore"), "--noflush", "-w", str(XTABLES_WAIT)], data=text)
 
 
 def find_docker_iptables(runner):

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 PROTOCOLS = ("tcp", "udp", "sctp")
-DICT_KEYS = ("host_ip", "host_port", "container_port", "protocol")
+DICT_KEYS = ("host_ip", "host_port", "container_port", "protocol", "allowed_sources", "local_access")
 SPEC_PUNCTUATION = ".:-/[]"
 
 
@@ -23,12 +23,18 @@ class PortSpecError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class PortMapping:
-    """One host port forwarded to one container port. ``host_ip`` '' means any address."""
+    """One host port forwarded to one container port. ``host_ip`` '' means any address.
+
+    ``allowed_sources``: CIDRs that may reach it (empty: everyone). ``local_access``: also
+    from the host's loopback and from containers on the host (hairpin), by kernel rules.
+    """
 
     protocol: str
     host_port: int
     container_port: int
     host_ip: str = ""
+    allowed_sources: tuple = ()
+    local_access: bool = False
 
     @property
     def key(self):
@@ -40,13 +46,30 @@ class PortMapping:
         prefix = self.host_ip + ":" if self.host_ip else ""
         return "%s%d:%d/%s" % (prefix, self.host_port, self.container_port, self.protocol)
 
+    @property
+    def loopback_only(self):
+        return bool(self.host_ip) and ipaddress.ip_address(self.host_ip).is_loopback
+
     def as_dict(self):
         return {
             "host_ip": self.host_ip or "0.0.0.0",
             "host_port": self.host_port,
             "container_port": self.container_port,
             "protocol": self.protocol,
+            "allowed_sources": list(self.allowed_sources),
+            "local_access": self.local_access,
         }
+
+    def as_request(self):
+        """How the state file records it: the -p string, or a dict when options go with it."""
+        if not (self.allowed_sources or self.local_access):
+            return self.spec()
+        item = {"host_port": self.host_port, "container_port": self.container_port,
+                "protocol": self.protocol, "local_access": self.local_access,
+                "allowed_sources": list(self.allowed_sources)}
+        if self.host_ip:
+            item["host_ip"] = self.host_ip
+        return item
 
 
 def _port_range(text, what, item):
@@ -104,6 +127,51 @@ def _host_ip(text, item):
     return str(address)
 
 
+def _allowed_sources(value, item):
+    """A list (or comma-separated text) of IPv4 networks -> sorted tuple of CIDR texts."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise PortSpecError("%r: allowed_sources is a list of networks such as ['10.0.0.0/8']." % (item,))
+    networks = set()
+    for text in value:
+        text = str(text).strip()
+        try:
+            network = ipaddress.ip_network(text)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise PortSpecError(
+                    "%r: allowed source %r is not an IPv4 address or network (CIDR such as "
+                    "10.0.0.0/8)." % (item, text))
+            raise PortSpecError(
+                "%r: allowed source %s has host bits set; write the network, %s."
+                % (item, text, loose.with_prefixlen))
+        if network.version == 6:
+            raise PortSpecError(
+                "%r: allowed source %s is IPv6; mappings are IPv4 here, give IPv4 networks."
+                % (item, text))
+        networks.add(network)
+    return tuple(str(network) if network.prefixlen < 32 else str(network.network_address) + "/32"
+                 for network in sorted(networks))
+
+
+def _flag(value, name, item):
+    if value in (None, ""):
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise PortSpecError("%r: %s must be true or false, not %r." % (item, name, value))
+
+
 def _split_spec(spec):
     """Split a -p string into (host_ip, host_ports, container_ports, protocol) texts."""
     text = spec.strip()
@@ -140,8 +208,12 @@ def _split_spec(spec):
         "(write an IPv6 host address in brackets)." % spec)
 
 
-def parse_port_item(item):
-    """One item of the ``ports`` option (string or dict) -> list of PortMapping."""
+def parse_port_item(item, allowed_sources=(), local_access=False):
+    """One item of the ``ports`` option (string or dict) -> list of PortMapping.
+
+    ``allowed_sources`` and ``local_access`` apply unless a dict item sets its own.
+    """
+    sources, local = _allowed_sources(allowed_sources, "allowed_sources"), _flag(local_access, "local_access", item)
     if isinstance(item, dict):
         unknown = sorted(set(item) - set(DICT_KEYS))
         if unknown:
@@ -156,6 +228,10 @@ def parse_port_item(item):
         host_ip = item.get("host_ip")
         host_ports, container_ports = item["host_port"], item["container_port"]
         protocol = item.get("protocol")
+        if "allowed_sources" in item:
+            sources = _allowed_sources(item["allowed_sources"], item)
+        if "local_access" in item:
+            local = _flag(item["local_access"], "local_access", item)
     elif isinstance(item, (str, int)) and not isinstance(item, bool):
         host_ip, host_ports, container_ports, protocol = _split_spec(str(item))
     else:
@@ -173,11 +249,13 @@ def parse_port_item(item):
             "same length (hotport does not pick a free host port for you)."
             % (item, host_last - host_first + 1, cont_last - cont_first + 1))
     offset = cont_first - host_first
-    return [PortMapping(protocol, port, port + offset, host_ip)
+    if host_ip and ipaddress.ip_address(host_ip).is_loopback:
+        local = True  # a loopback host address is reached from the host only
+    return [PortMapping(protocol, port, port + offset, host_ip, sources, local)
             for port in range(host_first, host_last + 1)]
 
 
-def parse_ports(items):
+def parse_ports(items, allowed_sources=(), local_access=False):
     """The whole ``ports`` option -> sorted, de-duplicated list of PortMapping.
 
     Two different targets for one host port, or a specific host IP next to "any
@@ -185,7 +263,7 @@ def parse_ports(items):
     """
     mappings = {}
     for item in items or []:
-        for mapping in parse_port_item(item):
+        for mapping in parse_port_item(item, allowed_sources, local_access):
             mappings.setdefault(mapping, item)
     by_key = {}
     for mapping, item in sorted(mappings.items()):

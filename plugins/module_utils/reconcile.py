@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible_collections.hotport.docker.plugins.module_utils.host import (
+    allow_loopback_routing, clashing_listeners, listeners, local_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    detect_layout, dnat_host_ip, host_port_claims, parse_owner_tag)
+    detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
     HostLock, LOCK_PATH, NetfilterError, Plan, apply_plan, find_docker_iptables, owned_rules)
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 
 ATTEMPTS = 3
 
@@ -141,16 +142,35 @@ def _tables_besides_nat(nat, mappings, short_id):
 
 
 def current_mappings(rules, short_id):
-    """Mappings of a container as its tagged DNAT rules say -> list of dicts."""
-    found = []
-    for rule in rules:
-        tag = _tag_of(rule)
-        if rule.table != "nat" or rule.value("-j") != "DNAT" or _owner_id(rule) != short_id:
-            continue
-        port = (rule.value("--to-destination") or "").rpartition(":")[2]
-        if port.isdigit():
-            found.append(PortMapping(tag[1], tag[2], int(port), dnat_host_ip(rule)))
-    return [mapping.as_dict() for mapping in sorted(set(found))]
+    """Mappings of a container as its tagged rules say -> list of dicts."""
+    found = [mapping for tag, mapping in live_mappings(rules).items() if parse_owner_tag(tag)[0] == short_id]
+    return [mapping.as_dict() for mapping in sorted(found)]
+
+
+def check_reservation(runner, endpoint, mappings, plan):
+    """Refuse host ports and addresses the host itself holds, for the mappings this plan adds
+    (Docker's and our own claims are checked while planning). Raises ConflictError."""
+    added = set(rule.owner_tag for rule in plan.add if rule.table == "nat" and rule.chain == "DOCKER")
+    fresh = [mapping for mapping in mappings
+             if owner_tag(endpoint.container_id, mapping.protocol, mapping.host_port) in added]
+    if not fresh:
+        return
+    errors = []
+    addresses = local_addresses(runner) if any(mapping.host_ip for mapping in fresh) else None
+    for mapping in fresh:
+        if addresses is not None and mapping.host_ip and mapping.host_ip not in addresses:
+            errors.append("host IP %s of %s is not an address of this host (it has %s), so the mapping "
+                          "would never match; give one of those or leave the host IP out"
+                          % (mapping.host_ip, mapping.spec(), ", ".join(sorted(addresses))))
+    sockets = listeners(runner)
+    for mapping in fresh:
+        for listener in clashing_listeners(sockets, mapping, mapping.local_access):
+            errors.append("host port %s/%d is in use on the host: a socket listens on %s (find it with "
+                          "`ss -lnp sport = :%d`); the mapping would hide it from outside traffic"
+                          % (mapping.protocol, mapping.host_port, listener.describe(), mapping.host_port))
+    if errors:
+        raise ConflictError("; ".join(errors) + ". Nothing was changed: choose a free host port, or stop "
+                            "what holds it first.")
 
 
 def read_ruleset(runner, engine, tables_besides_nat):
@@ -183,6 +203,9 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                 runner, engine, lambda nat: _tables_besides_nat(nat, mappings, short_id))
             plan, desired, stale = plan_changes(tables, layout, endpoint, mappings, state,
                                                 exclusive, container_exists)
+            check_reservation(runner, endpoint, mappings if state == "present" else [], plan)
+            if not check_mode:
+                _allow_loopback(runner, layout, endpoint, plan)
             try:
                 if not check_mode:
                     apply_plan(iptables, plan, tables)
@@ -210,6 +233,16 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     if not check_mode:
         outcome.warnings.extend(_forget_udp_flows(runner, plan))
     return outcome
+
+
+def _allow_loopback(runner, layout, endpoint, plan):
+    """route_localnet on the bridge before the first loopback DNAT lands (it is never turned
+    off again: Docker's own hairpin mode leaves it on, and other mappings may rely on it)."""
+    if not any(rule.chain == "OUTPUT" for rule in plan.add) or not layout.userland_proxy:
+        return
+    error = allow_loopback_routing(runner, endpoint.bridge)
+    if error:
+        raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")
 
 
 def _forget_udp_flows(runner, plan):

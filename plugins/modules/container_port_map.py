@@ -47,13 +47,32 @@ options:
     description:
       - Ports to map. Each item is either Docker's C(-p) syntax
         C([HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp]) or a dict with the keys
-        C(host_ip), C(host_port), C(container_port) and C(protocol) (default C(tcp)).
+        C(host_ip), C(host_port), C(container_port), C(protocol) (default C(tcp)), and optionally
+        C(allowed_sources) and C(local_access), which override the options of the same name for that item.
       - Ranges map port by port and must have equal lengths; the host port is always explicit.
       - A host IP limits the mapping to that address of the host; without one, every address.
       - Required with O(state=present). With O(state=absent) and no ports, every mapping of the container
         is removed.
     type: list
     elements: raw
+  allowed_sources:
+    description:
+      - IPv4 addresses or networks (CIDR) that may reach these mappings; packets from any other
+        source are dropped on the host before the container. Docker has no such option.
+      - Empty (the default) lets every source through, as C(docker run -p) does.
+    type: list
+    elements: str
+    default: []
+  local_access:
+    description:
+      - Also serve the mappings to the host itself on C(127.0.0.1:HOST_PORT) and to containers on
+        this host reaching C(HOST_IP:HOST_PORT) (hairpin), with kernel rules only, as Docker does
+        with C(userland-proxy=false) (C(route_localnet) on the bridge, OUTPUT DNAT, MASQUERADE of
+        local sources).
+      - With the userland proxy off, Docker's own rules already do this and nothing is added.
+      - A mapping on a loopback host IP (C(127.0.0.1:8080:80)) always gets loopback access.
+    type: bool
+    default: false
   network:
     description:
       - The container network to forward to. Required only when the container is on more than one
@@ -87,10 +106,12 @@ requirements:
   - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
 notes:
   - Docker's port allocator does not know these mappings. A host port mapped here can later be given
-    by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes.
+    by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes or
+    a socket on the host listens on, and a host IP that is not on the host.
+    P(hotport.docker.container_port_map_info#module) reports clashes that arise later.
   - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
-  - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself is not
-    served by a mapping; the host's other addresses are.
+  - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
+    containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
   - IPv6 mappings are not supported yet.
 seealso:
   - name: Docker port publishing
@@ -115,6 +136,13 @@ EXAMPLES = r"""
       - host_port: 5353
         container_port: 53
         protocol: udp
+
+- name: Only the office network may reach the database; the host itself too, on 127.0.0.1
+  hotport.docker.container_port_map:
+    container: db
+    ports: ["5432:5432"]
+    allowed_sources: [10.20.0.0/16, 192.0.2.7]
+    local_access: true
 
 - name: Keep exactly these mappings for web, removing any other
   hotport.docker.container_port_map:
@@ -216,16 +244,16 @@ mappings:
   returned: success
   type: list
   elements: dict
-  sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
+  sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp",
+            "allowed_sources": [], "local_access": false}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
-    REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, save_state)
+    REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, request_mappings, save_state)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner
-from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 
 
 def argument_spec():
@@ -235,6 +263,8 @@ def argument_spec():
         network=dict(type="str"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         exclusive=dict(type="bool", default=False),
+        allowed_sources=dict(type="list", elements="str", default=[]),
+        local_access=dict(type="bool", default=False),
         state_file=dict(type="path"),
     )
     spec.update(docker_api.docker_common_argument_spec())
@@ -243,7 +273,7 @@ def argument_spec():
 
 def record(params, entries, endpoint, check_mode):
     """Keep the request in the state file the reconciler service re-applies -> changed."""
-    updated = record_request(entries, params, endpoint, parse_ports(params["ports"]))
+    updated = record_request(entries, params, endpoint, request_mappings(params))
     if check_mode or updated == entries:
         return updated != entries
     return save_state(updated, params["state_file"])

@@ -120,8 +120,21 @@ mappings:
         Docker's own).
       type: bool
       sample: true
+    allowed_sources:
+      description: The sources a hotport mapping admits (empty for everyone, and for Docker's).
+      type: list
+      elements: str
+      sample: ["10.20.0.0/16"]
+    local_access:
+      description: Whether a hotport mapping also serves loopback and hairpin traffic with its own rules.
+      type: bool
+      sample: false
     clashes_with:
-      description: Other owners of the same host port (hotport tags, or C(docker:<container>)).
+      description:
+        - Other owners of the same host port (hotport tags, or C(docker:<container>)), and for hotport
+          mappings the host sockets listening on it (C(socket:<address>:<port>/<protocol>)), which the
+          mapping hides from outside traffic. Docker's port allocator and host programs do not know
+          hotport's mappings, so such clashes can arise after the mapping was made.
       type: list
       elements: str
       sample: []
@@ -137,6 +150,7 @@ engine:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
@@ -171,8 +185,9 @@ def main():
     try:
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
-        iptables, tables, layout = read_ruleset(ModuleRunner(module), engine, lambda nat: ["filter", "mangle"])
-        items = inventory(tables, layout, docker_api.container_facts(client))
+        runner = ModuleRunner(module)
+        iptables, tables, layout = read_ruleset(runner, engine, lambda nat: ["filter", "mangle"])
+        items = inventory(tables, layout, docker_api.container_facts(client), listeners(runner))
     except (docker_api.ResolveError, LayoutError, NetfilterError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:

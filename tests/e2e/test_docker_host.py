@@ -57,33 +57,6 @@ def test_port_published_by_docker_is_refused_with_nothing_changed(containers):
     assert ruleset() == before
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "not found"),
-    ("stopped", "is not running"),
-    ("host-network", "network mode 'host'"),
-    ("bad-spec", "no host port given"),
-    ("bad-network", "is not on network"),
-])
-def test_bad_input_is_a_clear_error_with_nothing_changed(containers, case, message):
-    args = dict(container="hp-e2e-does-not-exist", ports=["18090:80"])
-    if case == "stopped":
-        args["container"] = containers()
-        docker("stop", "-t", "1", args["container"])
-    elif case == "host-network":
-        args["container"] = containers("--network", "host", command=(
-            "/bin/busybox", "httpd", "-f", "-p", "18099", "-h", "/www"))
-    elif case in ("bad-spec", "bad-network"):
-        args["container"] = containers()
-        if case == "bad-spec":
-            args["ports"] = ["80"]
-        else:
-            args["network"] = "nope"
-    before = ruleset()
-    result = module(**args)
-    assert result.get("failed") and message in result["msg"], result
-    assert ruleset() == before
-
-
 def test_check_and_diff_mode(containers):
     web = containers()
     before = ruleset()

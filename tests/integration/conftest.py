@@ -17,6 +17,7 @@ RULESETS = os.path.join(os.path.dirname(__file__), "rulesets")
 VARIANTS = ("nft", "legacy")
 LAYOUT_RULESETS = ("classic", "docker28", "docker28-noproxy")
 ENGINE = EngineInfo("test", "test", "iptables")
+HOST_ADDRESS = "198.18.0.1"
 
 
 def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="docker0"):
@@ -36,6 +37,13 @@ class Host:
         self.name = "hp-test-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.runner = ProcessRunner(["ip", "netns", "exec", self.name])
+        # What a Docker host has: loopback, an outside address, the docker0 bridge.
+        for command in (["link", "set", "lo", "up"],
+                        ["link", "add", "eth0", "type", "bridge"],
+                        ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
+                        ["link", "add", "docker0", "type", "bridge"],
+                        ["addr", "add", "172.17.0.1/16", "dev", "docker0"]):
+            subprocess.run(["ip", "-n", self.name] + command, check=True)
         self.restore(open(os.path.join(RULESETS, ruleset + ".rules")).read(), noflush=False)
 
     def run(self, *argv, **kwargs):

@@ -1,6 +1,9 @@
 """reconcile() against real iptables (nft and legacy) in throwaway network namespaces
 holding Docker-like rulesets of each layout."""
 import shlex
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -11,7 +14,10 @@ from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
 
-from .conftest import ENGINE, endpoint
+from ..conftest import BUILD
+from .conftest import ENGINE, Host, endpoint
+
+XTABLES_LOCK = "/run/xtables.lock"
 
 TAG = '-m comment --comment "hotport:c0ffee0000aa:%s"'
 DNAT = '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 ' + TAG % "tcp/8080" + ' -j DNAT --to-destination 172.17.0.2:80'
@@ -31,8 +37,8 @@ LAYOUT_NAMES = {"classic": ("classic", True), "docker28": ("docker28", True),
 
 @pytest.fixture
 def apply(tmp_path):
-    def run(host, ports, ep=None, **kwargs):
-        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports),
+    def run(host, ports, ep=None, sources=(), local=False, **kwargs):
+        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports, sources, local),
                          lock_path=str(tmp_path / "lock"), **kwargs)
     return run
 
@@ -59,7 +65,8 @@ def test_apply_writes_the_rules_docker_writes_and_nothing_else(host, apply):
     assert untagged(host.save()) == untagged(pristine)
     assert outcome.engine["iptables"] == "iptables-" + host.variant
     assert (outcome.engine["layout"], outcome.engine["userland_proxy"]) == LAYOUT_NAMES[host.ruleset]
-    assert outcome.mappings == [dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp")]
+    assert outcome.mappings == [dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
+                                     allowed_sources=[], local_access=False)]
 
 
 def test_docker28_accept_goes_ahead_of_the_bridge_drop(docker28_host, apply):
@@ -132,7 +139,7 @@ def test_port_of_a_removed_container_is_taken_over(host, apply):
 def test_different_host_addresses_share_a_port(classic_host, apply):
     apply(classic_host, ["127.0.0.1:8080:80"], ep=endpoint(ip="172.17.0.5", container_id="beef" * 16))
     apply(classic_host, ["198.18.0.1:8080:80"])
-    assert len(classic_host.tagged()) == 6
+    assert len(classic_host.tagged()) == 8  # the loopback one also gets its OUTPUT DNAT and MASQUERADE
 
 
 def test_exclusive_removes_the_containers_other_mappings(classic_host, apply):
@@ -242,3 +249,111 @@ def test_taking_over_an_sctp_port_removes_the_old_checksum_rule(classic_host, ap
     apply(classic_host, ["3868:3868/sctp"], container_exists=lambda container_id: False)
     tagged = classic_host.tagged()
     assert len(tagged) == 4 and not [line for line in tagged if "beefbeefbeef" in line]
+
+
+def test_sources_and_local_access_round_trip(host, apply):
+    """The extra rules compare token for token with iptables-save (a re-run is a no-op) and
+    leave no trace when removed."""
+    pristine = host.save()
+    outcome = apply(host, ["8080:80", "127.0.0.1:8081:81"], sources=["10.0.0.0/8", "192.0.2.7"], local=True)
+    tagged = host.tagged()
+    assert len([line for line in tagged if "-s 10.0.0.0/8" in line and "tcp/8080" in line]) == (
+        3 if host.ruleset != "docker28-noproxy" else 2)  # DNAT, ACCEPT, and the hairpin DNAT with the proxy
+    assert [line for line in tagged if line.startswith("-A INPUT -p tcp -m tcp --dport 8080")][0].endswith("-j DROP")
+    proxy = host.ruleset != "docker28-noproxy"
+    assert bool([line for line in tagged if line.startswith("-A OUTPUT -d 127.0.0.0/8")]) == proxy
+    assert bool([line for line in tagged if line.startswith("-A DOCKER -s 10.0.0.0/8 -i docker0")]) == proxy
+    if proxy:
+        assert host.run("sysctl", "-n", "net.ipv4.conf.docker0.route_localnet").stdout.strip() == "1"
+    assert outcome.mappings[0]["allowed_sources"] == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert not apply(host, ["8080:80", "127.0.0.1:8081:81"], sources=["192.0.2.7/32", "10.0.0.0/8"], local=True).changed
+    apply(host, [], state="absent")
+    assert host.save() == pristine
+
+
+def test_dropping_a_source_removes_only_its_rules(classic_host, apply):
+    apply(classic_host, ["8080:80"], sources=["10.0.0.0/8", "192.0.2.7"])
+    outcome = apply(classic_host, ["8080:80"], sources=["10.0.0.0/8"])
+    assert len(outcome.removed) == 2 and not outcome.added
+    assert not [line for line in classic_host.tagged() if "192.0.2.7" in line]
+
+
+@pytest.fixture
+def listener(classic_host):
+    """A socket listening in the namespace, started and ended by its PID."""
+    started = []
+
+    def listen(address, port, kind="SOCK_STREAM"):
+        code = ("import socket, time; s = socket.socket(socket.AF_INET, socket.%s); s.bind((%r, %d)); "
+                "%s print('ready', flush=True); time.sleep(60)"
+                % (kind, address, port, "s.listen();" if kind == "SOCK_STREAM" else ""))
+        process = subprocess.Popen(["ip", "netns", "exec", classic_host.name, sys.executable, "-c", code],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready"
+        started.append(process)
+    yield listen
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_port_a_host_socket_listens_on_is_refused(classic_host, apply, listener):
+    listener("0.0.0.0", 8080)
+    listener("198.18.0.1", 5353, "SOCK_DGRAM")
+    pristine = classic_host.save()
+    with pytest.raises(ConflictError, match=r"socket listens on \*:8080/tcp.*Nothing was changed"):
+        apply(classic_host, ["8080:80"])
+    with pytest.raises(ConflictError, match=r"198.18.0.1:5353/udp"):
+        apply(classic_host, ["5353:53/udp"])
+    assert classic_host.save() == pristine
+    assert apply(classic_host, ["8080:80/udp", "5353:53"]).changed  # other protocol: free
+
+
+def test_loopback_listener_clashes_only_with_local_access(classic_host, apply, listener):
+    listener("127.0.0.1", 8080)
+    apply(classic_host, ["8080:80"])
+    apply(classic_host, [], state="absent")
+    with pytest.raises(ConflictError, match=r"127.0.0.1:8080/tcp"):
+        apply(classic_host, ["8080:80"], local=True)
+
+
+def test_host_ip_that_is_not_on_the_host_is_refused(classic_host, apply):
+    pristine = classic_host.save()
+    with pytest.raises(ConflictError, match=r"host IP 10.9.9.9 of 10.9.9.9:8080:80/tcp is not an address of this host"):
+        apply(classic_host, ["10.9.9.9:8080:80"])
+    assert classic_host.save() == pristine
+
+
+def test_ten_concurrent_runs_leave_one_correct_state(host, tmp_path):
+    """Ten processes map the same port and one port each at once: the host lock serialises
+    them, every rule exists exactly once."""
+    lock = str(tmp_path / "lock")
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile\n"
+            "reconcile(ProcessRunner(['ip', 'netns', 'exec', %r]), Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"
+            "          EngineInfo('test', 'test', 'iptables'), parse_ports(['8080:80', '90%%02d:80' %% int(sys.argv[1])]),\n"
+            "          lock_path=%r)\n" % (BUILD, host.name, endpoint().container_id, lock))
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(index)]) for index in range(10)]
+    assert [process.wait() for process in processes] == [0] * 10
+    tagged = host.tagged()
+    assert len(tagged) == len(set(tagged)) == 11 * len(EXPECTED[host.ruleset])
+
+
+def test_held_xtables_lock_is_waited_for(tmp_path, apply):
+    """iptables-legacy-restore takes the host-wide xtables lock: while another process holds it,
+    the run waits (-w) and then applies; nothing is half-written meanwhile."""
+    made = Host("legacy", "classic")
+    try:
+        holder = subprocess.Popen(["flock", XTABLES_LOCK, "sh", "-c", "echo held; sleep 2"], stdout=subprocess.PIPE,
+                                  text=True)
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        outcome = apply(made, ["8080:80"])
+        assert time.monotonic() - started >= 1 and outcome.changed
+        assert set(made.tagged()) == EXPECTED["classic"]
+        holder.wait()
+    finally:
+        made.close()

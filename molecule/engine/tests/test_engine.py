@@ -13,6 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from probes import PAYLOAD, container_ip, dind_address, tcp_get, udp_ask  # noqa: E402
 
+SAVED = "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # comparable: no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
 
 
@@ -93,9 +94,54 @@ def test_differential_against_docker_run_p(host):
     address = dind_address(host)
     assert tcp_get(address, 9090) == tcp_get(address, 9091) == PAYLOAD
     assert udp_ask(address, 9053) == udp_ask(address, 9054) == PAYLOAD
-    own = host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
+    own = own_address(host)
     for port in (9090, 9091):
         assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
+
+
+def own_address(host):
+    return host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
+
+
+def test_local_access_serves_loopback_and_hairpin(host):
+    assert host.run("curl -sS -m 3 http://127.0.0.1:9092/").rc != 0
+    opened = hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)
+    assert opened.get("changed"), opened
+    assert host.check_output("curl -sS -m 3 http://127.0.0.1:9092/") == PAYLOAD
+    hairpin = "docker exec web /bin/busybox wget -q -T 3 -O - http://%s:9092/" % own_address(host)
+    assert host.check_output(hairpin) == PAYLOAD
+    assert tcp_get(dind_address(host), 9092) == PAYLOAD
+    assert not hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)["changed"]
+
+
+def test_allowed_sources_admit_only_the_listed(host):
+    controller = host.check_output("ip route show default").split()[2]  # where our probes come from
+    admitted = hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=[controller])
+    assert admitted.get("changed"), admitted
+    assert tcp_get(dind_address(host), 9093) == PAYLOAD
+    hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=["10.255.0.0/16"])
+    assert tcp_get(dind_address(host), 9093) is None
+
+
+def test_port_range(host):
+    host.check_output("docker exec twin-hotport /bin/busybox sh -c "
+                      "'busybox mkdir -p /w81 && echo eighty-one > /w81/index.html && busybox httpd -p 81 -h /w81'")
+    mapped = hotport(host, container="twin-hotport", ports=["9100-9101:80-81"])
+    assert [m["host_port"] for m in mapped["mappings"] if m["host_port"] >= 9100] == [9100, 9101], mapped
+    assert tcp_get(dind_address(host), 9100) == PAYLOAD and tcp_get(dind_address(host), 9101) == "eighty-one"
+
+
+def test_reserved_port_and_foreign_host_ip_are_refused_with_nothing_changed(host):
+    host.check_output("docker run -d --name squatter --network host hotport/target /bin/busybox httpd -f -p 9095 -h /www")
+    try:
+        before = host.check_output(SAVED)
+        squatted = hotport(host, container="web", ports=["9095:80"])
+        assert "is in use on the host" in squatted.get("msg", ""), squatted
+        foreign = hotport(host, container="web", ports=["10.9.9.9:9096:80"])
+        assert "is not an address of this host" in foreign.get("msg", ""), foreign
+        assert host.check_output(SAVED) == before
+    finally:
+        host.run("docker rm -f squatter")
 
 
 def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):

@@ -4,7 +4,7 @@ import pytest
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan, Rule, parse_save
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import (
     ConflictError, current_mappings, plan_changes)
 
@@ -58,9 +58,14 @@ def test_other_container_rules_conflict_or_are_taken_over():
 
 
 def test_current_mappings_read_back_from_dnat_rules():
-    rules = Layout().render(PortMapping("udp", 5353, 53, "127.0.0.1"), WEB)
+    loopback = parse_ports(["127.0.0.1:5353:53/udp"])
+    guarded = parse_ports(["8080:80"], allowed_sources=["10.0.0.0/8", "192.0.2.7"], local_access=True)
+    rules = [rule for mapping in loopback + guarded for rule in Layout().render(mapping, WEB)]
     assert current_mappings(rules, "a" * 12) == [
-        dict(host_ip="127.0.0.1", host_port=5353, container_port=53, protocol="udp")]
+        dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
+             allowed_sources=["10.0.0.0/8", "192.0.2.7/32"], local_access=True),
+        dict(host_ip="127.0.0.1", host_port=5353, container_port=53, protocol="udp",
+             allowed_sources=[], local_access=True)]
 
 
 def test_insert_rules_carry_their_position():

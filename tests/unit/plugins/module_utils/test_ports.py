@@ -8,7 +8,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import (
     ("8080:80", [PortMapping("tcp", 8080, 80)]),
     ("8080:80/udp", [PortMapping("udp", 8080, 80)]),
     ("8080:80/SCTP", [PortMapping("sctp", 8080, 80)]),
-    ("127.0.0.1:8080:80", [PortMapping("tcp", 8080, 80, "127.0.0.1")]),
+    ("127.0.0.1:8080:80", [PortMapping("tcp", 8080, 80, "127.0.0.1", local_access=True)]),
     ("0.0.0.0:8080:80", [PortMapping("tcp", 8080, 80)]),
     ("9000-9002:7000-7002", [PortMapping("tcp", 9000, 7000), PortMapping("tcp", 9001, 7001),
                              PortMapping("tcp", 9002, 7002)]),
@@ -16,6 +16,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import (
     ({"host_port": 53, "container_port": 5353, "protocol": "udp"}, [PortMapping("udp", 53, 5353)]),
     ({"host_ip": "10.1.2.3", "host_port": "80-81", "container_port": "8080-8081"},
      [PortMapping("tcp", 80, 8080, "10.1.2.3"), PortMapping("tcp", 81, 8081, "10.1.2.3")]),
+    ({"host_port": 80, "container_port": 8080, "allowed_sources": "10.0.0.0/8, 192.0.2.7", "local_access": "yes"},
+     [PortMapping("tcp", 80, 8080, "", ("10.0.0.0/8", "192.0.2.7/32"), True)]),
 ])
 def test_valid_specs(spec, expected):
     if expected is None:
@@ -44,6 +46,11 @@ def test_valid_specs(spec, expected):
     ({"host_port": 1, "container_port": 1, "proto": "tcp"}, "unknown key"),
     (["8080:80"], "a port is a string"),
     (True, "a port is a string"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": ["10.0.0.1/8"]}, "host bits set; write the network, 10.0.0.0/8"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": ["office"]}, "not an IPv4 address or network"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": ["2001:db8::/32"]}, "is IPv6"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": 10}, "is a list of networks"),
+    ({"host_port": 1, "container_port": 1, "local_access": "maybe"}, "true or false"),
 ])
 def test_invalid_specs_name_the_problem(spec, message):
     with pytest.raises(PortSpecError, match=message):
@@ -59,6 +66,17 @@ def test_duplicates_collapse_and_conflicts_are_refused():
     assert len(parse_ports(["127.0.0.1:8080:80", "10.0.0.1:8080:80", "8080:80/udp"])) == 3
 
 
-def test_spec_round_trips():
-    mapping = PortMapping("udp", 5353, 53, "127.0.0.1")
-    assert parse_port_item(mapping.spec()) == [mapping]
+@pytest.mark.parametrize("mapping", [
+    PortMapping("udp", 5353, 53, "127.0.0.1", local_access=True),
+    PortMapping("tcp", 8080, 80),
+    PortMapping("tcp", 8080, 80, "10.1.2.3", ("10.0.0.0/8",), True),
+])
+def test_request_round_trips(mapping):
+    assert parse_port_item(mapping.as_request()) == [mapping]
+
+
+def test_task_options_apply_unless_an_item_sets_its_own():
+    items = ["8080:80", {"host_port": 8081, "container_port": 81, "allowed_sources": []}]
+    first, second = parse_ports(items, allowed_sources=["10.0.0.0/8"], local_access=True)
+    assert first.allowed_sources == ("10.0.0.0/8",) and first.local_access
+    assert second.allowed_sources == () and second.local_access
