@@ -199,8 +199,9 @@ def main():
             row.update(mappings=extra + len(HOTPORT_PORTS), install_s=installed)
             scale.append(row)
         engine = bench.engine
-    facts = dict((name, run(argv)) for name, argv in (("kernel", ["uname", "-r"]), ("iptables", ["iptables", "--version"]),
-                                                       ("iperf3", ["sh", "-c", "iperf3 --version | head -1"])))
+    versions = (("kernel", ["uname", "-r"]), ("iptables", ["iptables", "--version"]),
+                ("iperf3", ["sh", "-c", "iperf3 --version | head -1"]))
+    facts = dict((name, run(argv)) for name, argv in versions)
     facts.update(cpus=os.cpu_count(), engine=engine.version, seconds=SECONDS, connect_seconds=CONNECT_SECONDS,
                  repeat=REPEAT, paths=rows, scale=scale)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

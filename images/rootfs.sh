@@ -1,17 +1,26 @@
+# shellcheck shell=bash
 # Helpers for the image recipes (sourced by images/*/build.sh): images are imported from a
 # root file system assembled out of this machine's Debian packages; no registry is needed.
 
-# image_is_current IMAGE RECIPE: the image exists and was built from this recipe.
-image_is_current() {
-  [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
+# start_image IMAGE RECIPE_DIR: exit (the whole recipe, successfully) when IMAGE was built from
+# this recipe already; otherwise set $recipe and $root, an empty root file system removed on exit.
+start_image() {
+  recipe=$(cat "$2"/* "$2/../rootfs.sh" | sha256sum | cut -c1-12)
+  if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$1" 2>/dev/null)" = "$recipe" ]; then
+    exit 0
+  fi
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root/bin" "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
 }
 
-# add_binary ROOT PATH [NAME]: copy a dynamically linked program into ROOT/bin, with the
-# shared libraries it loads at their own paths.
+# add_binary ROOT PATH: copy a dynamically linked program into ROOT/bin, with the shared
+# libraries it loads at their own paths.
 add_binary() {
-  local root=$1 program=$2 name=${3:-$(basename "$2")} library
-  mkdir -p "$root/bin"
-  cp "$program" "$root/bin/$name"
+  local root=$1 program=$2 library
+  cp "$program" "$root/bin/$(basename "$program")"
   for library in $(ldd "$program" | grep -oE '/[^ ]+'); do
     mkdir -p "$root$(dirname "$library")"
     cp -L "$library" "$root$library"

@@ -6,13 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../rootfs.sh"
 image=${1:-hotport/bench}
-recipe=$(cat "$here"/* "$here/../rootfs.sh" | sha256sum | cut -c1-12)
-image_is_current "$image" "$recipe" && exit 0
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/tmp"
-cp /bin/busybox "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
+recipe="" root=""  # set by start_image
+start_image "$image" "$here"
 add_binary "$root" /usr/bin/iperf3
 add_binary "$root" /usr/bin/socat
 gcc -O2 -static -Wall -Werror -o "$root/bin/accept-server" "$here/accept_server.c"

@@ -6,14 +6,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../rootfs.sh"
 image=${1:-hotport/target}
-recipe=$(cat "$here"/* "$here/../rootfs.sh" | sha256sum | cut -c1-12)
-image_is_current "$image" "$recipe" && exit 0
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/www" "$root/tmp"
-cp /bin/busybox "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
+recipe="" root=""  # set by start_image
+start_image "$image" "$here"
 add_binary "$root" /usr/bin/socat
+mkdir -p "$root/www"
 cp "$here/index.html" "$root/www/index.html"
 cp "$here/serve.sh" "$root/bin/serve"
 tar -C "$root" -c . | docker import -c 'CMD ["/bin/serve"]' -c 'EXPOSE 80 53/udp' \

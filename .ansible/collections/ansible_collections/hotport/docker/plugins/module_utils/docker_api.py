@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker API side: container -> Endpoint (id, name, address, network, bridge); engine facts.
+
+Uses the Docker SDK for Python (low-level APIClient). Reads per-network addresses only:
+the top-level NetworkSettings.IPAddress is gone from API 1.52 (Docker 29).
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import asdict, dataclass
+
+try:
+    import docker
+    from docker.errors import DockerException, NotFound
+    HAS_DOCKER_SDK = True
+    DOCKER_SDK_IMPORT_ERROR = None
+except ImportError:
+    HAS_DOCKER_SDK = False
+    DOCKER_SDK_IMPORT_ERROR = traceback.format_exc()
+    DockerException = NotFound = Exception
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+class ResolveError(RuntimeError):
+    """The container or engine cannot be mapped; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a mapping points: one container on one bridge network."""
+
+    container_id: str
+    name: str
+    ip: str
+    network: str
+    bridge: str
+
+    def as_dict(self):
+        result = asdict(self)
+        result["id"] = result.pop("container_id")
+        return result
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    firewall_backend: str
+
+
+def connect(docker_host, timeout):
+    """A low-level Docker API client, with a clear error when the daemon does not answer."""
+    try:
+        client = docker.APIClient(base_url=docker_host or DEFAULT_DOCKER_HOST,
+                                  version="auto", timeout=timeout)
+    except DockerException as exc:
+        raise ResolveError(
+            "cannot reach the Docker daemon at %s: %s. Is dockerd running, and is docker_host "
+            "right?" % (docker_host or DEFAULT_DOCKER_HOST, exc))
+    return client
+
+
+def engine_info(client):
+    version = client.version()
+    info = client.info()
+    # FirewallBackend appears with API 1.49 (Docker 28.1); older engines are iptables only.
+    backend = (info.get("FirewallBackend") or {}).get("Driver") or "iptables"
+    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend)
+
+
+def container_exists(client, container_id):
+    try:
+        client.inspect_container(container_id)
+    except NotFound:
+        return False
+    return True
+
+
+def inspect_container(client, container):
+    try:
+        return client.inspect_container(container)
+    except NotFound:
+        raise ResolveError(
+            "container %r not found; give the name or ID of a container that `docker ps` "
+            "lists on this host." % container)
+
+
+def bridge_name(network):
+    """Linux bridge of a Docker bridge network, as Docker names it."""
+    options = network.get("Options") or {}
+    if options.get(BRIDGE_NAME_OPTION):
+        return options[BRIDGE_NAME_OPTION]
+    if network.get("Name") == "bridge":
+        return "docker0"
+    return "br-" + network["Id"][:12]
+
+
+def resolve_endpoint(client, container, network=None):
+    """Inspect ``container`` and choose its bridge network -> Endpoint, or ResolveError."""
+    attrs = inspect_container(client, container)
+    name = attrs.get("Name", "").lstrip("/")
+    state = attrs.get("State") or {}
+    if not state.get("Running"):
+        raise ResolveError(
+            "container %r is not running (status %s): a stopped container has no address to "
+            "forward to. Start it, then map its ports." % (name, state.get("Status", "unknown")))
+    mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or ""
+    if mode in ("host", "none") or mode.startswith("container:"):
+        raise ResolveError(
+            "container %r uses network mode %r, which has no bridge NAT path to map a port to%s."
+            % (name, mode, "; its ports are already the host's" if mode == "host" else ""))
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if not networks:
+        raise ResolveError("container %r is attached to no network." % name)
+    if network is None:
+        if len(networks) > 1:
+            raise ResolveError(
+                "container %r is on %d networks (%s); set network to the one the mapping "
+                "should forward to." % (name, len(networks), ", ".join(sorted(networks))))
+        network = next(iter(networks))
+    elif network not in networks:
+        raise ResolveError(
+            "container %r is not on network %r; it is on: %s."
+            % (name, network, ", ".join(sorted(networks))))
+    settings = networks[network]
+    net = client.inspect_network(settings.get("NetworkID") or network)
+    if net.get("Driver") != "bridge":
+        raise ResolveError(
+            "network %r uses driver %r; hotport maps ports on bridge networks only (Docker "
+            "itself publishes no ports there either)." % (network, net.get("Driver")))
+    if net.get("Internal"):
+        raise ResolveError(
+            "network %r is internal (no route to or from the host); choose another network of "
+            "the container." % network)
+    address = settings.get("IPAddress")
+    if not address:
+        raise ResolveError(
+            "container %r has no IPv4 address on network %r." % (name, network))
+    return Endpoint(attrs["Id"], name, address, network, bridge_name(net))
+
+
+def require_sdk(module):
+    """Fail the module with the package to install when the Docker SDK is missing."""
+    if not HAS_DOCKER_SDK:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
+                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
+                         exception=DOCKER_SDK_IMPORT_ERROR)
+
+
+def docker_common_argument_spec():
+    """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
+    # Imported here: the reconciler service uses this file on hosts without Ansible.
+    from ansible.module_utils.basic import env_fallback
+
+    return dict(
+        docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST,
+                         fallback=(env_fallback, ["DOCKER_HOST"])),
+        timeout=dict(type="int", default=60),
+    )
+
+
+def container_identity(client, container):
+    """(id, name) of a container in any state; for removals, which need no address."""
+    attrs = inspect_container(client, container)
+    return attrs["Id"], attrs.get("Name", "").lstrip("/")
+
+
+def endpoint_for_removal(client, container):
+    """Removal needs only the ID: the container may be stopped, or gone if given by ID."""
+    try:
+        container_id, name = container_identity(client, container)
+    except ResolveError:
+        if not re.match(r"^[0-9a-f]{12,64}$", container):
+            raise ResolveError(
+                "container %r not found. To remove the mappings of a container that no longer "
+                "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
+                "see `iptables-save | grep hotport:`." % container)
+        container_id, name = container, ""
+    return Endpoint(container_id, name, "", "", "")
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What the inventory needs of one container: its state and its bridge endpoints."""
+
+    container_id: str
+    name: str
+    running: bool
+    endpoints: tuple  # Endpoint per bridge network with an address
+
+
+def container_facts(client):
+    """Every container on the engine, running or not -> list of ContainerFacts (two API calls)."""
+    bridges = dict((net["Name"], bridge_name(net)) for net in client.networks()
+                   if net.get("Driver") == "bridge")
+    facts = []
+    for summary in client.containers(all=True):
+        networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
+        name = (summary.get("Names") or ["/"])[0].lstrip("/")
+        endpoints = tuple(
+            Endpoint(summary["Id"], name, settings.get("IPAddress"), network, bridges[network])
+            for network, settings in sorted(networks.items())
+            if network in bridges and settings.get("IPAddress"))
+        facts.append(ContainerFacts(summary["Id"], name, summary.get("State") == "running", endpoints))
+    return facts

@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's own side of a host port: sockets listening on it, the addresses it has, the
+bridge sysctl that loopback access needs. Read through a Runner, so that a test namespace
+is seen from inside (``ip netns exec NS cat /proc/net/tcp`` lists that namespace's sockets).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+# /proc/net files per protocol; the TCP state column 0A is LISTEN, UDP 07 is a bound socket.
+SOCKET_TABLES = {"tcp": (("/proc/net/tcp", "/proc/net/tcp6"), "0A"),
+                 "udp": (("/proc/net/udp", "/proc/net/udp6"), "07")}
+SCTP_ENDPOINTS = "/proc/net/sctp/eps"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A socket bound on the host: protocol, address ('' for any) and port."""
+
+    protocol: str
+    address: str
+    port: int
+
+    def describe(self):
+        address = self.address or "*"
+        if ":" in address:
+            address = "[%s]" % address
+        return "%s:%d/%s" % (address, self.port, self.protocol)
+
+
+def _proc_address(text):
+    """'0100007F' (IPv4, little-endian) or a 32-digit IPv6 word dump -> address text, '' for any."""
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        address = ipaddress.IPv4Address(raw[::-1])
+    else:
+        words = b"".join(raw[index:index + 4][::-1] for index in range(0, 16, 4))
+        address = ipaddress.IPv6Address(words)
+        if address.ipv4_mapped:
+            address = address.ipv4_mapped
+    return "" if address.is_unspecified else str(address)
+
+
+def parse_proc_sockets(text, protocol, state):
+    """One /proc/net/{tcp,udp}[6] file -> Listeners in the given state."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != state:
+            continue
+        address, dummy, port = fields[1].partition(":")
+        found.append(Listener(protocol, _proc_address(address), int(port, 16)))
+    return found
+
+
+def parse_sctp_endpoints(text):
+    """/proc/net/sctp/eps -> Listeners (LPORT is the 6th column, LADDRS the rest)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 9 or not fields[5].isdigit():
+            continue
+        for address in fields[8:]:
+            found.append(Listener("sctp", "" if address in ("0.0.0.0", "::") else address, int(fields[5])))
+    return found
+
+
+def listeners(runner):
+    """Every socket listening (TCP, SCTP) or bound (UDP) on this host -> list of Listener."""
+    found = []
+    for protocol, (paths, state) in SOCKET_TABLES.items():
+        for path in paths:
+            rc, out, dummy = runner.run(["cat", path])
+            if rc == 0:
+                found.extend(parse_proc_sockets(out, protocol, state))
+    rc, out, dummy = runner.run(["cat", SCTP_ENDPOINTS])
+    if rc == 0:
+        found.extend(parse_sctp_endpoints(out))
+    return found
+
+
+def clashing_listeners(found, mapping, loopback_too):
+    """Listeners that a mapping would shadow: same protocol and port, on its host address, on
+    any address, or (for a mapping on every address) on one address. A loopback listener is
+    shadowed only when the mapping also catches loopback traffic."""
+    clashes = []
+    for listener in found:
+        if listener.protocol != mapping.protocol or listener.port != mapping.host_port:
+            continue
+        if mapping.host_ip and listener.address and listener.address != mapping.host_ip:
+            continue
+        if listener.address and ipaddress.ip_address(listener.address).is_loopback and not loopback_too:
+            continue
+        clashes.append(listener)
+    return clashes
+
+
+def local_addresses(runner):
+    """The addresses configured on this host's interfaces (``ip -o addr show``)."""
+    rc, out, err = runner.run(["ip", "-o", "addr", "show"])
+    if rc != 0:
+        return None
+    addresses = set()
+    for line in out.splitlines():
+        words = line.split()
+        for index, word in enumerate(words[:-1]):
+            if word in ("inet", "inet6"):
+                addresses.add(words[index + 1].split("/")[0])
+    return addresses
+
+
+def allow_loopback_routing(runner, bridge):
+    """route_localnet on the bridge: lets a packet from 127.0.0.1 leave by the bridge after
+    OUTPUT DNAT (what Docker sets with userland-proxy=false). Returns an error text or ''."""
+    key = "net.ipv4.conf.%s.route_localnet" % bridge
+    rc, out, err = runner.run(["sysctl", "-n", key])
+    if rc == 0 and out.strip() == "1":
+        return ""
+    rc, out, err = runner.run(["sysctl", "-q", "-w", key + "=1"])
+    return "" if rc == 0 else "sysctl -w %s=1 failed: %s" % (key, (err or out).strip())

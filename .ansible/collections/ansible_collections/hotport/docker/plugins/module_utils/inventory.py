@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every published port on a host, Docker's and ours, with what is wrong with it (pure).
+
+A hotport mapping is stale when its container is gone, stopped, or no longer at the address
+its DNAT forwards to (a restart moved it), and incomplete when some of the rules the layout
+renders for it are missing. A host port claimed by more than one owner, or one a socket on
+the host listens on (ours only: Docker's docker-proxy listens on Docker's ports), is a clash.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import host_port_claims, live_mappings, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
+
+
+def _destination(rule):
+    """'172.17.0.2:80' or '172.17.0.2:80-82' -> (ip, first container port)."""
+    ip, dummy, ports = (rule.value("--to-destination") or "").rpartition(":")
+    first = ports.partition("-")[0]
+    return ip, int(first) if first.isdigit() else None
+
+
+def _container_view(endpoint, running):
+    return {"id": endpoint.container_id, "name": endpoint.name, "running": running,
+            "network": endpoint.network, "ip": endpoint.ip, "bridge": endpoint.bridge}
+
+
+def _hotport_status(tag, ip, containers, present_rules, layout, mapping):
+    """(container view or None, stale reason or '', complete) of one of our mappings."""
+    matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
+    if not matches:
+        return None, "container removed", False
+    facts = matches[0]
+    placeholder = _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
+    if not facts.running:
+        return placeholder, "container stopped", False
+    at = [endpoint for endpoint in facts.endpoints if endpoint.ip == ip]
+    if not at:
+        now = ", ".join("%s on %s" % (endpoint.ip, endpoint.network) for endpoint in facts.endpoints)
+        return placeholder, "address changed (container now at %s)" % (now or "no address"), False
+    wanted = layout.render(mapping, at[0])
+    complete = all(rule.same_as in present_rules for rule in wanted)
+    return _container_view(at[0], True), "", complete
+
+
+def inventory(tables, layout, containers, sockets=()):
+    """Parsed tables (nat, filter, mangle), the detected layout, every container's
+    ContainerFacts and the host's listening sockets -> list of dicts, one per published host
+    port, sorted."""
+    present_rules = set(rule.same_as for table in tables.values()
+                        for rules in table.chains.values() for rule in rules)
+    ours = live_mappings(owned_rules(tables))
+    by_ip = dict((endpoint.ip, (endpoint, facts.running))
+                 for facts in containers for endpoint in facts.endpoints)
+    found = []
+    for rule, protocol, host_ip, first, last in host_port_claims(tables["nat"]):
+        ip, container_port = _destination(rule)
+        tag = parse_owner_tag(rule.owner_tag)
+        for offset, host_port in enumerate(range(first, last + 1)):
+            item = {"owner": "hotport" if tag else "docker", "protocol": protocol,
+                    "host_ip": host_ip or "0.0.0.0", "host_port": host_port,
+                    "container_ip": ip, "container_port": None if container_port is None
+                    else container_port + offset,
+                    "tag": rule.owner_tag or "", "stale": False, "stale_reason": "",
+                    "complete": True, "container": None, "allowed_sources": [], "local_access": False,
+                    "clashes_with": []}
+            if tag and rule.owner_tag in ours:
+                mapping = ours[rule.owner_tag]
+                item["container"], item["stale_reason"], item["complete"] = _hotport_status(
+                    tag, ip, containers, present_rules, layout, mapping)
+                item["stale"] = bool(item["stale_reason"])
+                item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
+                item["clashes_with"] = ["socket:" + listener.describe()
+                                        for listener in clashing_listeners(sockets, mapping, mapping.local_access)]
+            elif ip in by_ip:
+                item["container"] = _container_view(*by_ip[ip])
+            found.append(item)
+    _mark_clashes(found)
+    return sorted(found, key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
+
+
+def _overlap(one, other):
+    return one["protocol"] == other["protocol"] and one["host_port"] == other["host_port"] \
+        and (one["host_ip"] == other["host_ip"] or "0.0.0.0" in (one["host_ip"], other["host_ip"]))
+
+
+def _owner_name(item):
+    return item["tag"] or "docker:%s" % ((item["container"] or {}).get("name") or item["container_ip"])
+
+
+def _mark_clashes(items):
+    """Two owners of one host port: Docker's port allocator does not know our mappings and
+    may hand the same port to a new -p container later; both then fight over the packets."""
+    for item in items:
+        item["clashes_with"] += [_owner_name(other) for other in items
+                                 if other is not item and _overlap(item, other)]

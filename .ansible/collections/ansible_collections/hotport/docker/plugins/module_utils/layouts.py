@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker's rule layout per engine generation: detect it, render the rules of a mapping.
+
+This is where a rule is rendered. Each layout writes what that Docker generation
+itself writes for ``docker run -p`` (see docs/docker-port-publishing.md), plus our
+ownership comment, in the argument order iptables-save prints, so that rendered and
+live rules compare token for token.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import TAG_PREFIX, Rule
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
+
+
+class LayoutError(RuntimeError):
+    """The engine's firewall set-up is one hotport cannot (or must not) write to."""
+
+
+def owner_tag(container_id, protocol, host_port):
+    """The comment that marks a rule as ours: container short ID, protocol, host port."""
+    return "%s%s:%s/%d" % (TAG_PREFIX, container_id[:12], protocol, host_port)
+
+
+def parse_owner_tag(tag):
+    """'hotport:<id12>:tcp/8080' -> ('<id12>', 'tcp', 8080); None for anything else."""
+    if not tag or not tag.startswith(TAG_PREFIX):
+        return None
+    container_id, sep, port_text = tag[len(TAG_PREFIX):].partition(":")
+    protocol, slash, port = port_text.partition("/")
+    if not (sep and slash and port.isdigit()):
+        return None
+    return container_id, protocol, int(port)
+
+
+class Layout:
+    """Rules of Docker 20.10 to 27: everything appended, hairpin MASQUERADE always."""
+
+    name = "classic"
+    accept_position = 0
+    hairpin_masquerade_always = True
+    sctp_checksum = True
+
+    def __init__(self, userland_proxy=True):
+        self.userland_proxy = userland_proxy
+
+    def render(self, mapping, endpoint):
+        """PortMapping + Endpoint -> the rules Docker would write for it, tagged as ours.
+
+        With allowed_sources, the DNAT and the ACCEPT are written once per source, and an INPUT
+        DROP catches the host port for everyone else (not translated, they would reach the host).
+        With local_access, the kernel-only loopback and hairpin rules of userland-proxy=false.
+        """
+        protocol, bridge, ip = mapping.protocol, endpoint.bridge, endpoint.ip
+        match = ("-p", protocol, "-m", protocol)
+        tag = ("-m", "comment", "--comment",
+               owner_tag(endpoint.container_id, protocol, mapping.host_port))
+        host_ip = ("-d", mapping.host_ip + "/32") if mapping.host_ip else ()
+        from_outside = ("!", "-i", bridge) if self.userland_proxy else ()
+        host_port, cport = str(mapping.host_port), str(mapping.container_port)
+        dnat = ("-j", "DNAT", "--to-destination", "%s:%s" % (ip, cport))
+        sources = [("-s", source) for source in mapping.allowed_sources] or [()]
+        rules = [Rule("nat", "DOCKER", source + host_ip + from_outside + match + ("--dport", host_port) + tag + dnat)
+                 for source in sources]
+        rules += [Rule("filter", "DOCKER", source + ("-d", ip + "/32", "!", "-i", bridge, "-o", bridge) + match
+                       + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position)
+                  for source in sources]
+        local = mapping.local_access and self.userland_proxy
+        if self.hairpin_masquerade_always or not self.userland_proxy or local:
+            rules.append(Rule("nat", "POSTROUTING", ("-s", ip + "/32", "-d", ip + "/32") + match
+                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+        if protocol == "sctp" and self.sctp_checksum:
+            rules.append(Rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
+                              + ("-j", "CHECKSUM", "--checksum-fill")))
+        if mapping.allowed_sources:
+            rules.append(Rule("filter", "INPUT", host_ip + match + ("--dport", host_port) + tag + ("-j", "DROP"), 1))
+        if local:
+            loopback = host_ip if mapping.loopback_only else ("-d", "127.0.0.0/8")
+            rules.append(Rule("nat", "OUTPUT", loopback + match + ("--dport", host_port) + tag + dnat))
+            rules.append(Rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", ip + "/32", "-o", bridge) + match
+                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+        if local and not mapping.loopback_only:
+            # Ahead of Docker's "-i BRIDGE -j RETURN", which keeps containers' packets untranslated.
+            rules += [Rule("nat", "DOCKER", source + host_ip + ("-i", bridge) + match + ("--dport", host_port)
+                           + tag + dnat, 1) for source in sources]
+        return rules
+
+    def describe(self):
+        return {"layout": self.name, "userland_proxy": self.userland_proxy}
+
+
+class Docker28Layout(Layout):
+    """Docker 28 and 29 (iptables backend): the filter DOCKER chain ends with a per-bridge
+    DROP, so the ACCEPT is inserted at the top; hairpin MASQUERADE only without the proxy;
+    SCTP checksum rules only on request (never written by us)."""
+
+    name = "docker28"
+    accept_position = 1
+    hairpin_masquerade_always = False
+    sctp_checksum = False
+
+
+def detect_layout(nat, filter_table, firewall_backend=None):
+    """Choose the layout from the live ruleset (the truth), not from the version string."""
+    backend = (firewall_backend or "iptables").lower()
+    if backend.startswith("nftables"):
+        raise LayoutError(
+            "this Docker engine uses its nftables firewall backend (FirewallBackend %r): Docker "
+            "rewrites its nftables chains whole and an accept in another table cannot beat its "
+            "drop, so a mapping cannot be added from outside. Run dockerd with the iptables "
+            "backend (the default; unset firewall-backend in daemon.json) to use hotport."
+            % firewall_backend)
+    if "DOCKER" not in filter_table.chains:
+        raise LayoutError(
+            "Docker's filter DOCKER chain is missing while nat DOCKER exists; dockerd may still "
+            "be starting or its iptables set-up is incomplete. Restart dockerd and retry.")
+    layout = Docker28Layout if "DOCKER-FORWARD" in filter_table.chains else Layout
+    return layout(userland_proxy=_userland_proxy(nat))
+
+
+def _userland_proxy(nat):
+    """Docker's nat OUTPUT jump skips 127.0.0.0/8 exactly when the userland proxy is on."""
+    for rule in nat.rules("OUTPUT"):
+        if rule.value("-j") == "DOCKER":
+            args = rule.args
+            return any(args[i:i + 3] == ("!", "-d", "127.0.0.0/8") for i in range(len(args)))
+    return True
+
+
+def _ports(text):
+    first, dummy, last = (text or "").partition(":")
+    if not first.isdigit():
+        return None
+    return int(first), int(last or first)
+
+
+def dnat_host_ip(rule):
+    """The host address a DNAT rule listens on ('' for any)."""
+    address = rule.value("-d") or ""
+    return "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
+
+
+def host_port_claims(nat):
+    """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
+
+    host_ip '' means any address. These are the host ports Docker or hotport publish; a
+    hotport mapping written as several DNATs (per source, hairpin) claims its port once.
+    """
+    claims = []
+    tags = set()
+    for rule in nat.rules("DOCKER"):
+        if rule.value("-j") != "DNAT" or (rule.owner_tag and rule.owner_tag in tags):
+            continue
+        tags.add(rule.owner_tag)
+        ports = _ports(rule.value("--dport"))
+        protocol = rule.value("-p")
+        if ports is None or protocol is None:
+            continue
+        claims.append((rule, protocol, dnat_host_ip(rule)) + ports)
+    return claims
+
+
+def live_mappings(rules):
+    """Our tagged rules -> {owner tag: PortMapping}, options read back from the rules: the
+    sources of the DNATs from outside, local access from a loopback DNAT in nat OUTPUT."""
+    found, sources, local = {}, {}, set()
+    for rule in rules:
+        tag = parse_owner_tag(rule.owner_tag)
+        if tag is None or rule.table != "nat" or rule.value("-j") != "DNAT":
+            continue
+        if rule.chain == "OUTPUT":
+            local.add(rule.owner_tag)
+            continue
+        if rule.chain != "DOCKER" or rule.value("-i"):
+            continue  # the hairpin DNAT repeats what the DNAT from outside says
+        port = (rule.value("--to-destination") or "").rpartition(":")[2]
+        if port.isdigit():
+            found[rule.owner_tag] = (tag[1], tag[2], int(port), dnat_host_ip(rule))
+            if rule.value("-s"):
+                sources.setdefault(rule.owner_tag, set()).add(rule.value("-s"))
+    return dict((key, PortMapping(*fields, allowed_sources=tuple(sorted(sources.get(key, ()))),
+                                  local_access=key in local))
+                for key, fields in found.items())

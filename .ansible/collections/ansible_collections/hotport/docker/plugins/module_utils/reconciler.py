@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reconciler service (``hotport-reconcile``): keeps the state file's mappings true.
+
+dockerd flushes its chains at every start and a restarted container may get a new address;
+this service re-applies each recorded request with desired.apply_request, the module's own
+code path. ``watch`` applies everything whenever it (re)connects to dockerd, follows Docker's
+events (a mapped container starts: apply; it dies: remove its rules, as Docker does for -p),
+and re-applies everything every ``interval`` seconds as a safety net.
+Runs on Docker hosts without Ansible: only the Python standard library and the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.desired import (
+    REQUEST_FAILURES, STATE_FILE, StateFileError, apply_request, load_state)
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner
+
+CONTAINER_ACTIONS = ("start", "die")
+NETWORK_ACTIONS = ("connect", "disconnect")
+
+
+def log(message):
+    """One line to stdout, at once: systemd's journal (or the supervisor's log) keeps it."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def _describe(entry):
+    return "%s %s" % (entry.get("container"), ",".join(entry.get("ports") or []))
+
+
+def apply_entry(runner, client, engine, entry, state="present", container=None):
+    """One recorded request -> True when it holds (or is waiting for its container to start)."""
+    request = dict(entry, state=state, container=container or entry["container"])
+    try:
+        outcome = apply_request(runner, client, engine, request)[1]
+    except docker_api.ResolveError as exc:
+        if state == "present" and _is_waiting(client, request["container"]):
+            log("waiting for %s: %s" % (_describe(entry), exc))
+            return True
+        log("FAILED %s: %s" % (_describe(entry), exc))
+        return False
+    except REQUEST_FAILURES as exc:
+        log("FAILED %s: %s" % (_describe(entry), exc))
+        return False
+    for line in ["- " + rule for rule in outcome.removed] + ["+ " + rule for rule in outcome.added]:
+        log("%s %s" % (entry["container"], line))
+    for warning in outcome.warnings:
+        log("warning: %s" % warning)
+    return True
+
+
+def _is_waiting(client, container):
+    """A container that exists but is not running yet: its start event will apply it."""
+    try:
+        attrs = docker_api.inspect_container(client, container)
+    except docker_api.ResolveError:
+        return False
+    return not (attrs.get("State") or {}).get("Running")
+
+
+def apply_all(runner, client, engine, state_file):
+    """Every recorded request -> number of requests that failed."""
+    failures = 0
+    for entry in load_state(state_file):
+        failures += not apply_entry(runner, client, engine, entry)
+    return failures
+
+
+def handle_event(runner, client, engine, state_file, event):
+    """Apply what one Docker event changes -> number of failures."""
+    kind, action = event.get("Type"), event.get("Action") or event.get("status")
+    actor = event.get("Actor") or {}
+    if kind == "network" and action in NETWORK_ACTIONS:
+        return apply_all(runner, client, engine, state_file)
+    if kind != "container" or action not in CONTAINER_ACTIONS:
+        return 0
+    container_id = actor.get("ID") or event.get("id") or ""
+    names = (container_id, container_id[:12], (actor.get("Attributes") or {}).get("name"))
+    failures = 0
+    for entry in load_state(state_file):
+        if entry.get("container") not in names:
+            continue
+        log("container %s: %s" % (entry["container"], action))
+        if action == "start":
+            failures += not apply_entry(runner, client, engine, entry)
+        else:
+            # Its address is released now; a rule left behind would forward to whoever gets it next.
+            failures += not apply_entry(runner, client, engine, entry, "absent", container_id)
+    return failures
+
+
+def watch(runner, connect, state_file, interval):
+    """Reconnect, apply all, follow events in windows of ``interval`` seconds; forever."""
+    delay = 1
+    while True:
+        try:
+            client = connect()
+            engine = docker_api.engine_info(client)
+            since = int(time.time())
+            log("connected to Docker %s; applying %s" % (engine.version, state_file))
+            apply_all(runner, client, engine, state_file)
+            delay = 1
+            while True:
+                until = since + interval
+                # The stream ends at `until`; windows follow each other, so no event falls between.
+                for event in client.events(since=since, until=until, decode=True,
+                                           filters={"type": ["container", "network"]}):
+                    handle_event(runner, client, engine, state_file, event)
+                since = until
+                apply_all(runner, client, engine, state_file)
+        except (docker_api.DockerException, docker_api.ResolveError, OSError) as exc:
+            # (connect() reports an unreachable daemon as ResolveError.) dockerd stopped or restarted: it flushes its chains, so everything is applied anew
+            # once it answers again.
+            log("Docker not reachable (%s); retrying in %d s" % (exc, delay))
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+        except StateFileError as exc:
+            log("%s; retrying in %d s" % (exc, interval))
+            time.sleep(interval)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="hotport-reconcile",
+        description="Re-apply the hotport mappings recorded in the state file.")
+    parser.add_argument("command", choices=["apply", "watch"],
+                        help="apply: once, exit 1 if a mapping failed; watch: keep them applied")
+    parser.add_argument("--state-file", default=STATE_FILE)
+    parser.add_argument("--docker-host", default=docker_api.DEFAULT_DOCKER_HOST)
+    parser.add_argument("--interval", type=int, default=60,
+                        help="seconds between full re-applies while watching (default 60)")
+    args = parser.parse_args(argv)
+    if not docker_api.HAS_DOCKER_SDK:
+        log("hotport-reconcile needs the Docker SDK for Python: install python3-docker.")
+        return 2
+    runner = ProcessRunner()
+
+    def connect():
+        # Reads may wait for a whole event window.
+        return docker_api.connect(args.docker_host, args.interval + 30)
+
+    if args.command == "watch":
+        watch(runner, connect, args.state_file, args.interval)
+        return 0
+    try:
+        client = connect()
+        failures = apply_all(runner, client, docker_api.engine_info(client), args.state_file)
+    except (docker_api.DockerException, docker_api.ResolveError, StateFileError) as exc:
+        log("FAILED: %s" % exc)
+        return 1
+    return 1 if failures else 0

@@ -1,0 +1,325 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: container_port_map
+short_description: Publish ports of a running Docker container, exactly as C(docker run -p) would
+version_added: 0.1.0
+description:
+  - Maps host ports to ports of an B(already running) container without restarting it, by writing
+    the same iptables rules Docker itself writes for C(-p) on the detected engine generation
+    (Docker 20.10 to 29 with the iptables firewall backend).
+  - Resolves the container with the Docker API (per-network address, bridge name), detects the engine
+    layout from the live ruleset (iptables-nft or iptables-legacy, userland proxy, Docker 28 DROP
+    rules), diffs the rules it wants against the rules it tagged earlier, and applies every change in
+    one C(iptables-restore --noflush) transaction. A failure leaves the ruleset as it was.
+  - Every rule it writes carries the comment C(hotport:<container short ID>:<protocol>/<host port>).
+    Rules without that comment are never modified; chains are never flushed.
+  - Re-running after the container restarted with a new address moves the mapping; re-running after
+    dockerd restarted (which flushes Docker's chains) writes it again.
+  - Must run as root on the Docker host itself.
+author:
+  - hotport developers (@hotport)
+extends_documentation_fragment:
+  - hotport.docker.docker
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Shows the affected rules before and after, in iptables-save syntax.
+  platform:
+    platforms: posix
+options:
+  container:
+    description:
+      - Name or ID of the container.
+      - With O(state=absent), the ID (at least its first 12 characters) of a container that no longer
+        exists removes that container's leftover mappings.
+    type: str
+    required: true
+  ports:
+    description:
+      - Ports to map. Each item is either Docker's C(-p) syntax
+        C([HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp|sctp]) or a dict with the keys
+        C(host_ip), C(host_port), C(container_port), C(protocol) (default C(tcp)), and optionally
+        C(allowed_sources) and C(local_access), which override the options of the same name for that item.
+      - Ranges map port by port and must have equal lengths; the host port is always explicit.
+      - A host IP limits the mapping to that address of the host; without one, every address.
+      - Required with O(state=present). With O(state=absent) and no ports, every mapping of the container
+        is removed.
+    type: list
+    elements: raw
+  allowed_sources:
+    description:
+      - IPv4 addresses or networks (CIDR) that may reach these mappings; packets from any other
+        source are dropped on the host before the container. Docker has no such option.
+      - Empty (the default) lets every source through, as C(docker run -p) does.
+    type: list
+    elements: str
+    default: []
+  local_access:
+    description:
+      - Also serve the mappings to the host itself on C(127.0.0.1:HOST_PORT) and to containers on
+        this host reaching C(HOST_IP:HOST_PORT) (hairpin), with kernel rules only, as Docker does
+        with C(userland-proxy=false) (C(route_localnet) on the bridge, OUTPUT DNAT, MASQUERADE of
+        local sources).
+      - With the userland proxy off, Docker's own rules already do this and nothing is added.
+      - A mapping on a loopback host IP (C(127.0.0.1:8080:80)) always gets loopback access.
+    type: bool
+    default: false
+  network:
+    description:
+      - The container network to forward to. Required only when the container is on more than one
+        network; the error lists them.
+    type: str
+  state:
+    description:
+      - V(present) maps the ports; V(absent) removes the mappings of these host ports (of all host ports
+        when O(ports) is empty).
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description:
+      - When V(true), mappings of this container that are not in O(ports) are removed.
+    type: bool
+    default: false
+  state_file:
+    description:
+      - Record the request in this JSON file, the list of mappings the reconciler service
+        C(hotport-reconcile) restores after dockerd or the container restarts (role
+        P(hotport.docker.port_map#role)). The role uses C(/etc/hotport/mappings.json).
+      - V(present) adds these ports to the container's entry (replacing a host port given again;
+        with O(exclusive), the entry holds exactly these); V(absent) takes them out (all of them
+        without O(ports)).
+      - The file is written atomically and only after the rules were applied. Without this
+        option no file is touched.
+    type: path
+requirements:
+  - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
+  - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
+notes:
+  - Docker's port allocator does not know these mappings. A host port mapped here can later be given
+    by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes or
+    a socket on the host listens on, and a host IP that is not on the host.
+    P(hotport.docker.container_port_map_info#module) reports clashes that arise later.
+  - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
+  - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
+    containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
+  - IPv6 mappings are not supported yet.
+seealso:
+  - name: Docker port publishing
+    description: How Docker publishes ports, engine by engine.
+    link: https://docs.docker.com/engine/network/port-publishing/
+"""
+
+EXAMPLES = r"""
+- name: Publish port 80 of the running container web on host port 8080
+  hotport.docker.container_port_map:
+    container: web
+    ports:
+      - "8080:80"
+
+- name: Several ports, one address, a range and UDP, on a chosen network
+  hotport.docker.container_port_map:
+    container: db
+    network: backend
+    ports:
+      - "127.0.0.1:15432:5432"
+      - "9000-9002:9000-9002"
+      - host_port: 5353
+        container_port: 53
+        protocol: udp
+
+- name: Only the office network may reach the database; the host itself too, on 127.0.0.1
+  hotport.docker.container_port_map:
+    container: db
+    ports: ["5432:5432"]
+    allowed_sources: [10.20.0.0/16, 192.0.2.7]
+    local_access: true
+
+- name: Keep exactly these mappings for web, removing any other
+  hotport.docker.container_port_map:
+    container: web
+    ports: ["8080:80"]
+    exclusive: true
+
+- name: Close one mapping
+  hotport.docker.container_port_map:
+    container: web
+    ports: ["8080:80"]
+    state: absent
+
+- name: Remove every mapping of a container that was removed (by its ID)
+  hotport.docker.container_port_map:
+    container: 3f2a9c1b7e4d
+    state: absent
+"""
+
+RETURN = r"""
+container:
+  description: The container the mapping points to.
+  returned: success
+  type: dict
+  contains:
+    id:
+      description: Full container ID.
+      type: str
+      sample: 3f2a9c1b7e4d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8
+    name:
+      description: Container name.
+      type: str
+      sample: web
+    ip:
+      description: The container's IPv4 address on O(network); empty for removals.
+      type: str
+      sample: 172.17.0.2
+    network:
+      description: Docker network forwarded to; empty for removals.
+      type: str
+      sample: bridge
+    bridge:
+      description: Linux bridge of that network; empty for removals.
+      type: str
+      sample: docker0
+engine:
+  description: What was detected about the Docker engine.
+  returned: success
+  type: dict
+  contains:
+    version:
+      description: Docker engine version.
+      type: str
+      sample: 20.10.24+dfsg1
+    api_version:
+      description: Docker API version of the engine.
+      type: str
+      sample: "1.41"
+    firewall_backend:
+      description: Docker's firewall backend (C(iptables) on engines that do not report one).
+      type: str
+      sample: iptables
+    iptables:
+      description: The iptables variant that holds Docker's chains.
+      type: str
+      sample: iptables-nft
+    layout:
+      description: V(classic) (Docker 20.10 to 27) or V(docker28) (Docker 28 and later, iptables backend).
+      type: str
+      sample: classic
+    userland_proxy:
+      description: Whether Docker's userland proxy is on.
+      type: bool
+      sample: true
+rules:
+  description: Rules written and deleted by this run (or that would be, in check mode), in iptables-save syntax.
+  returned: success
+  type: dict
+  contains:
+    added:
+      description: Rules added.
+      type: list
+      elements: str
+      sample:
+        - "-t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -m comment --comment hotport:3f2a9c1b7e4d:tcp/8080
+          -j DNAT --to-destination 172.17.0.2:80"
+    removed:
+      description: Rules deleted.
+      type: list
+      elements: str
+      sample: []
+state_file_changed:
+  description: Whether O(state_file) was (or, in check mode, would be) rewritten.
+  returned: success
+  type: bool
+  sample: false
+mappings:
+  description: Every hotport mapping of this container after the run.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp",
+            "allowed_sources": [], "local_access": false}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.desired import (
+    REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, request_mappings, save_state)
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner
+
+
+def argument_spec():
+    spec = dict(
+        container=dict(type="str", required=True),
+        ports=dict(type="list", elements="raw"),
+        network=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        exclusive=dict(type="bool", default=False),
+        allowed_sources=dict(type="list", elements="str", default=[]),
+        local_access=dict(type="bool", default=False),
+        state_file=dict(type="path"),
+    )
+    spec.update(docker_api.docker_common_argument_spec())
+    return spec
+
+
+def record(params, entries, endpoint, check_mode):
+    """Keep the request in the state file the reconciler service re-applies -> changed."""
+    updated = record_request(entries, params, endpoint, request_mappings(params))
+    if check_mode or updated == entries:
+        return updated != entries
+    return save_state(updated, params["state_file"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[("state", "present", ("ports",))],
+        supports_check_mode=True,
+    )
+    docker_api.require_sdk(module)
+    params = module.params
+    recorded = False
+    try:
+        if params["state_file"]:
+            entries = load_state(params["state_file"])  # an unreadable file stops us before any change
+        client = docker_api.connect(params["docker_host"], params["timeout"])
+        engine = docker_api.engine_info(client)
+        endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
+        if params["state_file"]:
+            recorded = record(params, entries, endpoint, module.check_mode)
+    except REQUEST_FAILURES + (StateFileError,) as exc:
+        module.fail_json(msg=str(exc))
+    except docker_api.DockerException as exc:
+        module.fail_json(msg="Docker API error: %s" % exc)
+
+    for warning in outcome.warnings:
+        module.warn(warning)
+    result = dict(
+        changed=outcome.changed or recorded,
+        container=endpoint.as_dict(),
+        engine=outcome.engine,
+        rules=dict(added=outcome.added, removed=outcome.removed),
+        mappings=outcome.mappings,
+        state_file_changed=recorded,
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before="".join(rule.text() + "\n" for rule in outcome.before),
+            after="".join(rule.text() + "\n" for rule in outcome.after),
+            before_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
+            after_header="hotport rules of %s" % (endpoint.name or endpoint.container_id[:12]),
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

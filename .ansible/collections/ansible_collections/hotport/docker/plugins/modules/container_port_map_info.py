@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: container_port_map_info
+short_description: List every published port of a Docker host, hotport's and Docker's own
+version_added: 0.2.0
+description:
+  - Reads the live ruleset (the iptables variant that holds Docker's chains) and the Docker API, and
+    lists every host port that is forwarded to a container, whether Docker published it with C(-p)
+    or P(hotport.docker.container_port_map#module) mapped it.
+  - Flags hotport mappings that no longer hold. V(stale) when the container is gone, stopped, or at
+    another address than the one the rule forwards to (it restarted); C(complete=false) when some of
+    the rules Docker would write for it are missing. Re-running P(hotport.docker.container_port_map#module)
+    or the reconciler service repairs both.
+  - Flags clashes, one host port claimed by two owners. Docker's port allocator does not know
+    hotport's mappings and can give the same port to a new C(-p) container later.
+  - Changes nothing. Must run as root on the Docker host.
+author:
+  - hotport developers (@hotport)
+extends_documentation_fragment:
+  - hotport.docker.docker
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Changes nothing in any mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  container:
+    description:
+      - Only the mappings of this container (name or ID, as hotport's tag or Docker's address names it).
+    type: str
+  owner:
+    description:
+      - Only mappings of this owner.
+    type: str
+    choices: [hotport, docker]
+requirements:
+  - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
+seealso:
+  - module: hotport.docker.container_port_map
+"""
+
+EXAMPLES = r"""
+- name: Every published port of this host
+  hotport.docker.container_port_map_info:
+  register: published
+
+- name: Fail when a hotport mapping no longer holds
+  ansible.builtin.assert:
+    that: published.mappings | selectattr('owner', 'equalto', 'hotport') | selectattr('stale') | list | length == 0
+    fail_msg: "stale mappings: {{ published.mappings | selectattr('stale') | map(attribute='tag') | list }}"
+
+- name: Mappings of one container
+  hotport.docker.container_port_map_info:
+    container: web
+"""
+
+RETURN = r"""
+mappings:
+  description: One item per published host port, sorted by protocol and port.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    owner:
+      description: V(hotport) for rules tagged by hotport, V(docker) for Docker's own C(-p) rules.
+      type: str
+      sample: hotport
+    protocol:
+      description: V(tcp), V(udp) or V(sctp).
+      type: str
+      sample: tcp
+    host_ip:
+      description: Host address the port is published on; C(0.0.0.0) for every address.
+      type: str
+      sample: 0.0.0.0
+    host_port:
+      description: Host port.
+      type: int
+      sample: 8080
+    container_ip:
+      description: Address the DNAT rule forwards to.
+      type: str
+      sample: 172.17.0.2
+    container_port:
+      description: Container port the DNAT rule forwards to.
+      type: int
+      sample: 80
+    container:
+      description: The container behind the mapping (hotport's by its tag, Docker's by address); null
+        when no container is found.
+      type: dict
+      sample: {"id": "3f2a9c1b7e4d...", "name": "web", "running": true, "network": "bridge",
+               "ip": "172.17.0.2", "bridge": "docker0"}
+    tag:
+      description: hotport's rule comment C(hotport:<container short ID>:<protocol>/<host port>); empty
+        for Docker's rules.
+      type: str
+      sample: hotport:3f2a9c1b7e4d:tcp/8080
+    stale:
+      description: Whether a hotport mapping points at a container that is gone, stopped, or now
+        elsewhere.
+      type: bool
+      sample: false
+    stale_reason:
+      description: Why it is stale; empty when it is not.
+      type: str
+      sample: address changed (container now at 172.17.0.3 on bridge)
+    complete:
+      description: Whether every rule Docker would write for this mapping is present (always true for
+        Docker's own).
+      type: bool
+      sample: true
+    allowed_sources:
+      description: The sources a hotport mapping admits (empty for everyone, and for Docker's).
+      type: list
+      elements: str
+      sample: ["10.20.0.0/16"]
+    local_access:
+      description: Whether a hotport mapping also serves loopback and hairpin traffic with its own rules.
+      type: bool
+      sample: false
+    clashes_with:
+      description:
+        - Other owners of the same host port (hotport tags, or C(docker:<container>)), and for hotport
+          mappings the host sockets listening on it (C(socket:<address>:<port>/<protocol>)), which the
+          mapping hides from outside traffic. Docker's port allocator and host programs do not know
+          hotport's mappings, so such clashes can arise after the mapping was made.
+      type: list
+      elements: str
+      sample: []
+engine:
+  description: What was detected about the Docker engine, as P(hotport.docker.container_port_map#module)
+    returns it.
+  returned: success
+  type: dict
+  sample: {"version": "28.5.2", "api_version": "1.51", "firewall_backend": "iptables",
+           "iptables": "iptables-nft", "layout": "docker28", "userland_proxy": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import engine_facts, read_ruleset
+
+
+def argument_spec():
+    spec = dict(
+        container=dict(type="str"),
+        owner=dict(type="str", choices=["hotport", "docker"]),
+    )
+    spec.update(docker_api.docker_common_argument_spec())
+    return spec
+
+
+def wanted(item, container, owner):
+    if owner and item["owner"] != owner:
+        return False
+    if not container:
+        return True
+    facts = item["container"] or {}
+    # A removed container is known only by the short ID in our tag.
+    ids = [facts.get("id") or "", item["tag"].split(":")[1] if item["tag"] else ""]
+    return container == facts.get("name") or (len(container) >= 12 and any(
+        known and (known.startswith(container) or container.startswith(known)) for known in ids))
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    docker_api.require_sdk(module)
+    params = module.params
+    try:
+        client = docker_api.connect(params["docker_host"], params["timeout"])
+        engine = docker_api.engine_info(client)
+        runner = ModuleRunner(module)
+        iptables, tables, layout = read_ruleset(runner, engine, lambda nat: ["filter", "mangle"])
+        items = inventory(tables, layout, docker_api.container_facts(client), listeners(runner))
+    except (docker_api.ResolveError, LayoutError, NetfilterError) as exc:
+        module.fail_json(msg=str(exc))
+    except docker_api.DockerException as exc:
+        module.fail_json(msg="Docker API error: %s" % exc)
+    module.exit_json(
+        changed=False,
+        mappings=[item for item in items if wanted(item, params["container"], params["owner"])],
+        engine=engine_facts(engine, iptables, layout))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""End to end on the Docker engine of this host (make e2e starts one if none answers):
+the real module through `ansible`, real containers, packets from a client namespace."""
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import strip_save_comments
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")
+IMAGE = "hotport/target"
+PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
+HOST_ADDRESS = "198.18.0.1"
+ANSIBLE_ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"),
+                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
+
+
+def sh(*argv, check=True):
+    return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
+def docker(*args, check=True):
+    return sh("docker", *args, check=check).stdout.strip()
+
+
+def ruleset():
+    """The host's whole ruleset, without timestamps and packet counters."""
+    text = sh("iptables-save").stdout + sh("iptables-legacy-save", check=False).stdout
+    return re.sub(r"\[\d+:\d+\]", "", strip_save_comments(text))
+
+
+def module(check=False, diff=False, module_name="hotport.docker.container_port_map", **args):
+    """Run a hotport module on localhost -> its result dict."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m",
+            module_name, "-a", json.dumps(args),
+            "-e", "ansible_python_interpreter=" + sys.executable]
+    argv += ["--check"] * check + ["--diff"] * diff
+    out = subprocess.run(argv, capture_output=True, text=True, env=ANSIBLE_ENV, check=False).stdout
+    head, sep, body = out.partition(" => {")
+    result = json.loads("{" + body)
+    # ansible-core 2.19 prints the failure only in the header: "localhost | FAILED! => {"
+    result["failed"] = "FAILED!" in head.splitlines()[-1]
+    return result
+
+
+def fetch(port):
+    """Page at HOST_ADDRESS:port from the client namespace, or None when nothing answers."""
+    result = sh(CLIENT, "exec", "curl", "-sS", "-m", "3", "http://%s:%d/" % (HOST_ADDRESS, port), check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def fetch_udp(port):
+    """Answer to one datagram sent to HOST_ADDRESS:port from the client namespace, or None."""
+    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", "UDP:%s:%d" % (HOST_ADDRESS, port)],
+                            input="probe\n", capture_output=True, text=True, check=False)
+    return result.stdout.strip() or None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine():
+    if sh("docker", "version", check=False).returncode != 0:
+        pytest.fail("no Docker engine answers; run `make e2e`, which starts one")
+    if sh("docker", "image", "inspect", IMAGE, check=False).returncode != 0:
+        pytest.fail("image %s missing; run `make e2e`, which builds it" % IMAGE)
+    sh(CLIENT, "up")
+    yield
+    sh(CLIENT, "down")
+
+
+@pytest.fixture
+def containers():
+    """Start containers (never with -p unless asked); remove them afterwards."""
+    made = []
+
+    def run(*args, name=None, command=()):
+        name = name or "hp-e2e-" + uuid.uuid4().hex[:8]
+        docker("run", "-d", "--name", name, *args, IMAGE, *command)
+        made.append(name)
+        return name
+
+    yield run
+    for name in made:
+        module(container=docker("inspect", "-f", "{{.Id}}", name, check=False) or name, state="absent")
+        docker("rm", "-f", name, check=False)
+
+
+@pytest.fixture
+def network():
+    made = []
+
+    def create(*args):
+        name = "hp-e2e-net-" + uuid.uuid4().hex[:6]
+        made.append(docker("network", "create", *args, name))
+        return name
+
+    yield create
+    # Torn down before the containers fixture (reverse set-up order): detach them first, or the
+    # removal fails and every run leaks a network and its address pool.
+    for network_id in made:
+        for container in docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", network_id).split():
+            docker("network", "disconnect", "-f", network_id, container)
+        docker("network", "rm", network_id)
+
+
+def address(container, network="bridge"):
+    return docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network, container)

@@ -1,0 +1,129 @@
+"""The playbooks, the role's reconciler and the info module on this host's engine."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ANSIBLE_ENV, PAYLOAD, ROOT, address, docker, fetch, module, ruleset
+
+RECONCILER_LIB = os.path.join(ROOT, ".build", "e2e-reconciler")
+RECONCILER = os.path.join(RECONCILER_LIB, "hotport-reconcile")
+THIEF = ("/bin/busybox", "sh", "-c", "busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t")
+
+
+@pytest.fixture
+def state_file(tmp_path):
+    return str(tmp_path / "mappings.json")
+
+
+def playbook(name, state_file, *extra):
+    """Run playbooks/NAME against localhost -> CompletedProcess. Packages are this machine's
+    (scripts/setup.sh); the state file and the reconciler's code go to test places."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            os.path.join(ROOT, "playbooks", name),
+            "-e", "ansible_python_interpreter=" + sys.executable, "-e", "port_map_install_packages=false",
+            "-e", "port_map_state_file=" + state_file, "-e", "port_map_lib_dir=" + RECONCILER_LIB]
+    for item in extra:
+        argv += ["-e", item]
+    return subprocess.run(argv, capture_output=True, text=True, env=ANSIBLE_ENV, check=False)
+
+
+def recap_changed(result):
+    assert result.returncode == 0, result.stdout[-3000:]
+    return int(result.stdout.rpartition("changed=")[2].split()[0])
+
+
+def recorded(state_file):
+    with open(state_file) as handle:
+        return json.load(handle)["mappings"]
+
+
+def test_add_then_remove_mapping(containers, state_file):
+    web = containers()
+    assert recap_changed(playbook("add_mapping.yml", state_file, "container=" + web,
+                                  "ports=18180:80,18153:53/udp")) > 0
+    assert fetch(18180) == PAYLOAD
+    assert recorded(state_file) == [{"container": web, "network": None, "ports": ["18180:80/tcp", "18153:53/udp"]}]
+    assert recap_changed(playbook("add_mapping.yml", state_file, "container=" + web,
+                                  "ports=18180:80,18153:53/udp")) == 0
+    assert recap_changed(playbook("remove_mapping.yml", state_file, "container=" + web, "ports=18153:53/udp")) > 0
+    assert recorded(state_file)[0]["ports"] == ["18180:80/tcp"]
+    assert recap_changed(playbook("remove_mapping.yml", state_file, "container=" + web)) > 0
+    assert fetch(18180) is None and recorded(state_file) == []
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["container=web"], "give the container and its ports"),
+    (["ports=18181:80"], "give the container and its ports"),
+    (["container=hp-e2e-no-such-container", "ports=18181:80"], "not found"),
+    (["container=web", "ports=18181:80/icmp"], "protocol"),
+])
+def test_bad_extra_vars_are_a_clear_error_with_nothing_changed(state_file, extra, message):
+    before = ruleset()
+    result = playbook("add_mapping.yml", state_file, *extra)
+    assert result.returncode != 0 and message in result.stdout
+    assert ruleset() == before and not os.path.exists(state_file)
+
+
+def move(web):
+    """Stop web, let another container take its address, start web again -> the thief."""
+    old_ip = address(web)
+    docker("stop", "-t", "1", web)
+    thief = docker("run", "-d", "hotport/target", *THIEF)
+    docker("start", web)
+    assert address(thief) == old_ip != address(web)
+    return thief
+
+
+def test_reconciler_apply_follows_a_moved_container(containers, state_file):
+    web = containers("--restart", "unless-stopped")
+    playbook("add_mapping.yml", state_file, "container=" + web, "ports=18182:80")
+    thief = move(web)
+    try:
+        assert fetch(18182) == "thief"  # the trap: a stale rule forwards to whoever has the address
+        stale = module(module_name="hotport.docker.container_port_map_info", container=web)["mappings"]
+        assert [(item["host_port"], item["stale"]) for item in stale] == [(18182, True)]
+        assert stale[0]["stale_reason"].startswith("address changed")
+        assert subprocess.run([RECONCILER, "apply", "--state-file", state_file], check=False).returncode == 0
+        assert fetch(18182) == PAYLOAD
+        current = module(module_name="hotport.docker.container_port_map_info", container=web)["mappings"]
+        assert [(item["stale"], item["complete"]) for item in current] == [(False, True)]
+    finally:
+        docker("rm", "-f", thief)
+
+
+def test_reconciler_watch_removes_on_stop_and_restores_on_start(containers, state_file):
+    web = containers()
+    playbook("add_mapping.yml", state_file, "container=" + web, "ports=18183:80")
+    watcher = subprocess.Popen([RECONCILER, "watch", "--state-file", state_file, "--interval", "600"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    thief = None
+    try:
+        time.sleep(1)
+        thief = move(web)
+        deadline = time.time() + 20
+        while fetch(18183) != PAYLOAD and time.time() < deadline:
+            time.sleep(0.5)
+        assert fetch(18183) == PAYLOAD
+        tag = "hotport:" + docker("inspect", "-f", "{{.Id}}", web)[:12]
+        docker("stop", "-t", "1", web)
+        deadline = time.time() + 20
+        while tag in ruleset() and time.time() < deadline:
+            time.sleep(0.5)
+        assert tag not in ruleset() and fetch(18183) is None
+    finally:
+        watcher.terminate()
+        log = watcher.communicate(timeout=10)[0]
+        if thief:
+            docker("rm", "-f", thief)
+    assert "container %s: start" % web in log and "container %s: die" % web in log
+
+
+def test_info_lists_dockers_own_published_ports(containers):
+    published = containers("-p", "18184:80")
+    [item] = module(module_name="hotport.docker.container_port_map_info", container=published)["mappings"]
+    assert (item["owner"], item["host_port"], item["container_ip"], item["tag"]) == (
+        "docker", 18184, address(published), "")

@@ -1,0 +1,90 @@
+"""Throwaway network namespaces holding a Docker-like ruleset, in iptables-nft or -legacy.
+
+Each test gets its own namespace: real iptables, real kernel, nothing of the host touched.
+"""
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
+    ProcessRunner, strip_save_comments)
+
+RULESETS = os.path.join(os.path.dirname(__file__), "rulesets")
+VARIANTS = ("nft", "legacy")
+LAYOUT_RULESETS = ("classic", "docker28", "docker28-noproxy")
+ENGINE = EngineInfo("test", "test", "iptables")
+HOST_ADDRESS = "198.18.0.1"
+
+
+def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="docker0"):
+    return Endpoint(container_id, "web", ip, "bridge", bridge)
+
+
+class Host:
+    """One namespace: its runner, and iptables-save of the whole ruleset."""
+
+    def __init__(self, variant, ruleset):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            pytest.skip("needs root and iproute2 to create network namespaces")
+        if not shutil.which("iptables-%s-restore" % variant):
+            pytest.fail("iptables-%s is not installed (Debian package iptables)" % variant)
+        self.variant = variant
+        self.ruleset = ruleset
+        self.name = "hp-test-" + uuid.uuid4().hex[:10]
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.runner = ProcessRunner(["ip", "netns", "exec", self.name])
+        # What a Docker host has: loopback, an outside address, the docker0 bridge.
+        for command in (["link", "set", "lo", "up"],
+                        ["link", "add", "eth0", "type", "bridge"],
+                        ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
+                        ["link", "add", "docker0", "type", "bridge"],
+                        ["addr", "add", "172.17.0.1/16", "dev", "docker0"]):
+            subprocess.run(["ip", "-n", self.name] + command, check=True)
+        self.restore(open(os.path.join(RULESETS, ruleset + ".rules")).read(), noflush=False)
+
+    def run(self, *argv, **kwargs):
+        return subprocess.run(["ip", "netns", "exec", self.name] + list(argv), capture_output=True,
+                              text=True, check=kwargs.get("check", True), input=kwargs.get("data"))
+
+    def restore(self, text, noflush=True):
+        argv = ["iptables-%s-restore" % self.variant] + (["--noflush"] if noflush else [])
+        self.run(*argv, data=text)
+
+    def iptables(self, *args):
+        return self.run("iptables-" + self.variant, *args)
+
+    def save(self):
+        """Every table, as iptables-save prints it, without the timestamp comments."""
+        return strip_save_comments(self.run("iptables-%s-save" % self.variant).stdout)
+
+    def tagged(self):
+        return [line for line in self.save().splitlines() if "hotport:" in line]
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+@pytest.fixture(params=[(v, r) for v in VARIANTS for r in LAYOUT_RULESETS],
+                ids=lambda p: "%s-%s" % p)
+def host(request):
+    made = Host(*request.param)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=VARIANTS)
+def classic_host(request):
+    made = Host(request.param, "classic")
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=VARIANTS)
+def docker28_host(request):
+    made = Host(request.param, "docker28")
+    yield made
+    made.close()

@@ -1,0 +1,359 @@
+"""reconcile() against real iptables (nft and legacy) in throwaway network namespaces
+holding Docker-like rulesets of each layout."""
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
+    Iptables, NetfilterError, Plan, Rule, apply_plan)
+from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
+
+from ..conftest import BUILD
+from .conftest import ENGINE, Host, endpoint
+
+XTABLES_LOCK = "/run/xtables.lock"
+
+TAG = '-m comment --comment "hotport:c0ffee0000aa:%s"'
+DNAT = '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 ' + TAG % "tcp/8080" + ' -j DNAT --to-destination 172.17.0.2:80'
+DNAT_NO_PROXY = DNAT.replace("! -i docker0 ", "")
+ACCEPT = '-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 ' + TAG % "tcp/8080" + ' -j ACCEPT'
+MASQUERADE = ('-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 '
+              + TAG % "tcp/8080" + ' -j MASQUERADE')
+# What Docker itself writes for -p 8080:80 on each layout, plus our tag.
+EXPECTED = {
+    "classic": {DNAT, ACCEPT, MASQUERADE},
+    "docker28": {DNAT, ACCEPT},
+    "docker28-noproxy": {DNAT_NO_PROXY, ACCEPT, MASQUERADE},
+}
+LAYOUT_NAMES = {"classic": ("classic", True), "docker28": ("docker28", True),
+                "docker28-noproxy": ("docker28", False)}
+
+
+@pytest.fixture
+def apply(tmp_path):
+    def run(host, ports, ep=None, sources=(), local=False, **kwargs):
+        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports, sources, local),
+                         lock_path=str(tmp_path / "lock"), **kwargs)
+    return run
+
+
+def untagged(text):
+    return [line for line in text.splitlines() if "hotport:" not in line]
+
+
+def chain_rules(text, table, chain):
+    rules, current = [], None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = line[1:]
+        elif current == table and line.startswith("-A %s " % chain):
+            rules.append(line)
+    return rules
+
+
+def test_apply_writes_the_rules_docker_writes_and_nothing_else(host, apply):
+    pristine = host.save()
+    outcome = apply(host, ["8080:80"])
+    assert outcome.changed
+    assert set(host.tagged()) == EXPECTED[host.ruleset]
+    assert untagged(host.save()) == untagged(pristine)
+    assert outcome.engine["iptables"] == "iptables-" + host.variant
+    assert (outcome.engine["layout"], outcome.engine["userland_proxy"]) == LAYOUT_NAMES[host.ruleset]
+    assert outcome.mappings == [dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
+                                     allowed_sources=[], local_access=False)]
+
+
+def test_docker28_accept_goes_ahead_of_the_bridge_drop(docker28_host, apply):
+    apply(docker28_host, ["8080:80"])
+    docker_chain = chain_rules(docker28_host.save(), "filter", "DOCKER")
+    assert docker_chain.index(ACCEPT) < docker_chain.index("-A DOCKER ! -i docker0 -o docker0 -j DROP")
+
+
+def test_rerun_is_a_no_op(host, apply):
+    apply(host, ["8080:80", "9000-9002:7000-7002", "5353:53/udp"])
+    after_first = host.save()
+    outcome = apply(host, ["8080:80", "9000-9002:7000-7002", "5353:53/udp"])
+    assert not outcome.changed
+    assert outcome.added == [] and outcome.removed == []
+    assert host.save() == after_first
+
+
+def test_absent_restores_the_ruleset_byte_for_byte(host, apply):
+    pristine = host.save()
+    apply(host, ["8080:80", "127.0.0.1:8081:81", "5353:53/udp"])
+    outcome = apply(host, [], state="absent")
+    assert outcome.changed
+    assert host.save() == pristine
+
+
+def test_absent_of_one_port_keeps_the_others(classic_host, apply):
+    apply(classic_host, ["8080:80", "8081:81"])
+    apply(classic_host, ["8081:81"], state="absent")
+    assert set(classic_host.tagged()) == EXPECTED["classic"]
+
+
+def test_check_mode_changes_nothing(host, apply):
+    pristine = host.save()
+    outcome = apply(host, ["8080:80"], check_mode=True)
+    assert outcome.changed and len(outcome.added) == len(EXPECTED[host.ruleset])
+    assert host.save() == pristine
+
+
+def test_new_container_address_replaces_the_stale_rules(host, apply):
+    apply(host, ["8080:80"])
+    outcome = apply(host, ["8080:80"], ep=endpoint(ip="172.17.0.3"))
+    assert outcome.changed and len(outcome.removed) == len(EXPECTED[host.ruleset])
+    assert set(host.tagged()) == set(line.replace("172.17.0.2", "172.17.0.3") for line in EXPECTED[host.ruleset])
+    assert not apply(host, ["8080:80"], ep=endpoint(ip="172.17.0.3")).changed
+
+
+def test_port_published_by_docker_is_refused_and_nothing_changes(host, apply):
+    pristine = host.save()
+    with pytest.raises(ConflictError, match=r"8443:80/tcp is already published by Docker"):
+        apply(host, ["8080:80", "8443:80"])
+    assert host.save() == pristine
+
+
+def test_port_mapped_to_another_live_container_is_refused(host, apply):
+    other = endpoint(ip="172.17.0.5", container_id="beef" * 16)
+    apply(host, ["8080:80"], ep=other)
+    before = host.save()
+    with pytest.raises(ConflictError, match="already mapped by hotport to container beefbeefbeef"):
+        apply(host, ["8080:80"])
+    assert host.save() == before
+
+
+def test_port_of_a_removed_container_is_taken_over(host, apply):
+    apply(host, ["8080:80"], ep=endpoint(ip="172.17.0.5", container_id="beef" * 16))
+    outcome = apply(host, ["8080:80"], container_exists=lambda container_id: False)
+    assert set(host.tagged()) == EXPECTED[host.ruleset]
+    assert "beefbeefbeef" in outcome.warnings[0]
+
+
+def test_different_host_addresses_share_a_port(classic_host, apply):
+    apply(classic_host, ["127.0.0.1:8080:80"], ep=endpoint(ip="172.17.0.5", container_id="beef" * 16))
+    apply(classic_host, ["198.18.0.1:8080:80"])
+    assert len(classic_host.tagged()) == 8  # the loopback one also gets its OUTPUT DNAT and MASQUERADE
+
+
+def test_exclusive_removes_the_containers_other_mappings(classic_host, apply):
+    apply(classic_host, ["8080:80", "8081:81"])
+    apply(classic_host, ["8080:80"], exclusive=True)
+    assert set(classic_host.tagged()) == EXPECTED["classic"]
+
+
+def test_duplicate_and_misplaced_copies_are_repaired(docker28_host, apply):
+    # The classic hand-written recipe on Docker 28: ACCEPT appended behind the DROP.
+    docker28_host.iptables("-t", "nat", *shlex.split(DNAT))
+    docker28_host.iptables("-t", "nat", *shlex.split(DNAT))
+    docker28_host.iptables(*shlex.split(ACCEPT))
+    outcome = apply(docker28_host, ["8080:80"])
+    assert outcome.changed
+    saved = docker28_host.save()
+    assert sorted(docker28_host.tagged()) == sorted(EXPECTED["docker28"])
+    docker_chain = chain_rules(saved, "filter", "DOCKER")
+    assert docker_chain.index(ACCEPT) < docker_chain.index("-A DOCKER ! -i docker0 -o docker0 -j DROP")
+    assert not apply(docker28_host, ["8080:80"]).changed
+
+
+def test_user_defined_bridge(classic_host, apply):
+    ep = endpoint(ip="172.18.0.4", bridge="br-5e1f0a7c9d2b")
+    apply(classic_host, ["8080:80"], ep=ep)
+    assert set(classic_host.tagged()) == set(
+        line.replace("docker0", "br-5e1f0a7c9d2b").replace("172.17.0.2", "172.18.0.4")
+        for line in EXPECTED["classic"])
+
+
+def test_sctp_gets_the_checksum_rule_on_classic_engines(classic_host, apply):
+    apply(classic_host, ["3868:3868/sctp"])
+    assert ('-A POSTROUTING -p sctp -m sctp --sport 3868 ' + TAG % "sctp/3868"
+            + ' -j CHECKSUM --checksum-fill') in classic_host.tagged()
+    apply(classic_host, [], state="absent")
+    assert classic_host.tagged() == []
+
+
+def test_failed_transaction_rolls_back_a_committed_table(host, apply):
+    """iptables-restore commits table by table: nat is committed, filter then fails.
+    The rollback must leave iptables-save byte-identical, positions included."""
+    iptables = Iptables(host.runner, host.variant)
+    apply(host, ["8080:80", "8081:81"])
+    host.iptables("-t", "nat", "-A", "DOCKER", "-p", "tcp", "--dport", "1", "-j", "RETURN")
+    before_text = host.save()
+    before = iptables.read(["nat", "filter"])
+    ours = [rule for rule in before["nat"].rules("DOCKER") if rule.owner_tag][0]
+    new_nat = Rule("nat", "DOCKER", ("-p", "tcp", "-m", "tcp", "--dport", "9999", "-m", "comment",
+                                     "--comment", "hotport:c0ffee0000aa:tcp/9999", "-j", "RETURN"))
+    broken_filter = Rule("filter", "DOCKER", ("-m", "comment", "--comment", "hotport:c0ffee0000aa:tcp/9999",
+                                              "-j", "NO-SUCH-CHAIN"))
+    plan = Plan(delete=[ours], add=[new_nat, broken_filter])
+    with pytest.raises(NetfilterError, match="rolled back"):
+        apply_plan(iptables, plan, before)
+    assert host.save() == before_text
+
+
+def test_failing_first_table_changes_nothing(classic_host):
+    iptables = Iptables(classic_host.runner, classic_host.variant)
+    before_text = classic_host.save()
+    bad = Rule("nat", "DOCKER", ("-m", "comment", "--comment", "hotport:x:tcp/1", "-j", "NO-SUCH-CHAIN"))
+    with pytest.raises(NetfilterError, match="nothing was changed"):
+        apply_plan(iptables, Plan(add=[bad]), iptables.read(["nat"]))
+    assert classic_host.save() == before_text
+
+
+def test_ruleset_changed_between_read_and_write_is_retried(host, apply, tmp_path):
+    """A concurrent writer deletes one of our rules after we read: the transaction fails,
+    is rolled back, and the re-read plan succeeds."""
+    apply(host, ["8080:80"])
+
+    class RacingRunner:
+        raced = False
+
+        def which(self, name):
+            return host.runner.which(name)
+
+        def run(self, argv, data=None):
+            if argv[0].endswith("-restore") and not self.raced:
+                RacingRunner.raced = True
+                host.iptables(*shlex.split(ACCEPT.replace("-A DOCKER", "-D DOCKER")))
+            return host.runner.run(argv, data)
+
+    outcome = reconcile(RacingRunner(), endpoint(ip="172.17.0.3"), ENGINE, parse_ports(["8080:80"]),
+                        lock_path=str(tmp_path / "lock"))
+    assert RacingRunner.raced and outcome.changed
+    assert sorted(host.tagged()) == sorted(line.replace("172.17.0.2", "172.17.0.3")
+                                           for line in EXPECTED[host.ruleset])
+
+
+def test_no_docker_chains_is_a_clear_error(classic_host, apply):
+    classic_host.restore("*nat\n-F PREROUTING\n-F OUTPUT\n-F DOCKER\n-X DOCKER\nCOMMIT\n")
+    with pytest.raises(NetfilterError, match="nat DOCKER chain was not found"):
+        apply(classic_host, ["8080:80"])
+
+
+def test_nftables_backend_is_refused(classic_host, tmp_path):
+    pristine = classic_host.save()
+    with pytest.raises(LayoutError, match="nftables firewall backend"):
+        reconcile(classic_host.runner, endpoint(), EngineInfo("29.0", "1.52", "nftables"),
+                  parse_ports(["8080:80"]), lock_path=str(tmp_path / "lock"))
+    assert classic_host.save() == pristine
+
+
+def test_taking_over_an_sctp_port_removes_the_old_checksum_rule(classic_host, apply):
+    apply(classic_host, ["3868:3868/sctp"], ep=endpoint(ip="172.17.0.5", container_id="beef" * 16))
+    apply(classic_host, ["3868:3868/sctp"], container_exists=lambda container_id: False)
+    tagged = classic_host.tagged()
+    assert len(tagged) == 4 and not [line for line in tagged if "beefbeefbeef" in line]
+
+
+def test_sources_and_local_access_round_trip(host, apply):
+    """The extra rules compare token for token with iptables-save (a re-run is a no-op) and
+    leave no trace when removed."""
+    pristine = host.save()
+    outcome = apply(host, ["8080:80", "127.0.0.1:8081:81"], sources=["10.0.0.0/8", "192.0.2.7"], local=True)
+    tagged = host.tagged()
+    assert len([line for line in tagged if "-s 10.0.0.0/8" in line and "tcp/8080" in line]) == (
+        3 if host.ruleset != "docker28-noproxy" else 2)  # DNAT, ACCEPT, and the hairpin DNAT with the proxy
+    assert [line for line in tagged if line.startswith("-A INPUT -p tcp -m tcp --dport 8080")][0].endswith("-j DROP")
+    proxy = host.ruleset != "docker28-noproxy"
+    assert bool([line for line in tagged if line.startswith("-A OUTPUT -d 127.0.0.0/8")]) == proxy
+    assert bool([line for line in tagged if line.startswith("-A DOCKER -s 10.0.0.0/8 -i docker0")]) == proxy
+    if proxy:
+        assert host.run("sysctl", "-n", "net.ipv4.conf.docker0.route_localnet").stdout.strip() == "1"
+    assert outcome.mappings[0]["allowed_sources"] == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert not apply(host, ["8080:80", "127.0.0.1:8081:81"], sources=["192.0.2.7/32", "10.0.0.0/8"], local=True).changed
+    apply(host, [], state="absent")
+    assert host.save() == pristine
+
+
+def test_dropping_a_source_removes_only_its_rules(classic_host, apply):
+    apply(classic_host, ["8080:80"], sources=["10.0.0.0/8", "192.0.2.7"])
+    outcome = apply(classic_host, ["8080:80"], sources=["10.0.0.0/8"])
+    assert len(outcome.removed) == 2 and not outcome.added
+    assert not [line for line in classic_host.tagged() if "192.0.2.7" in line]
+
+
+@pytest.fixture
+def listener(classic_host):
+    """A socket listening in the namespace, started and ended by its PID."""
+    started = []
+
+    def listen(address, port, kind="SOCK_STREAM"):
+        code = ("import socket, time; s = socket.socket(socket.AF_INET, socket.%s); s.bind((%r, %d)); "
+                "%s print('ready', flush=True); time.sleep(60)"
+                % (kind, address, port, "s.listen();" if kind == "SOCK_STREAM" else ""))
+        process = subprocess.Popen(["ip", "netns", "exec", classic_host.name, sys.executable, "-c", code],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready"
+        started.append(process)
+    yield listen
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_port_a_host_socket_listens_on_is_refused(classic_host, apply, listener):
+    listener("0.0.0.0", 8080)
+    listener("198.18.0.1", 5353, "SOCK_DGRAM")
+    pristine = classic_host.save()
+    with pytest.raises(ConflictError, match=r"socket listens on \*:8080/tcp.*Nothing was changed"):
+        apply(classic_host, ["8080:80"])
+    with pytest.raises(ConflictError, match=r"198.18.0.1:5353/udp"):
+        apply(classic_host, ["5353:53/udp"])
+    assert classic_host.save() == pristine
+    assert apply(classic_host, ["8080:80/udp", "5353:53"]).changed  # other protocol: free
+
+
+def test_loopback_listener_clashes_only_with_local_access(classic_host, apply, listener):
+    listener("127.0.0.1", 8080)
+    apply(classic_host, ["8080:80"])
+    apply(classic_host, [], state="absent")
+    with pytest.raises(ConflictError, match=r"127.0.0.1:8080/tcp"):
+        apply(classic_host, ["8080:80"], local=True)
+
+
+def test_host_ip_that_is_not_on_the_host_is_refused(classic_host, apply):
+    pristine = classic_host.save()
+    with pytest.raises(ConflictError, match=r"host IP 10.9.9.9 of 10.9.9.9:8080:80/tcp is not an address of this host"):
+        apply(classic_host, ["10.9.9.9:8080:80"])
+    assert classic_host.save() == pristine
+
+
+def test_ten_concurrent_runs_leave_one_correct_state(host, tmp_path):
+    """Ten processes map the same port and one port each at once: the host lock serialises
+    them, every rule exists exactly once."""
+    lock = str(tmp_path / "lock")
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile\n"
+            "reconcile(ProcessRunner(['ip', 'netns', 'exec', %r]), Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"
+            "          EngineInfo('test', 'test', 'iptables'), parse_ports(['8080:80', '90%%02d:80' %% int(sys.argv[1])]),\n"
+            "          lock_path=%r)\n" % (BUILD, host.name, endpoint().container_id, lock))
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(index)]) for index in range(10)]
+    assert [process.wait() for process in processes] == [0] * 10
+    tagged = host.tagged()
+    assert len(tagged) == len(set(tagged)) == 11 * len(EXPECTED[host.ruleset])
+
+
+def test_held_xtables_lock_is_waited_for(tmp_path, apply):
+    """iptables-legacy-restore takes the host-wide xtables lock: while another process holds it,
+    the run waits (-w) and then applies; nothing is half-written meanwhile."""
+    made = Host("legacy", "classic")
+    try:
+        holder = subprocess.Popen(["flock", XTABLES_LOCK, "sh", "-c", "echo held; sleep 2"], stdout=subprocess.PIPE,
+                                  text=True)
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        outcome = apply(made, ["8080:80"])
+        assert time.monotonic() - started >= 1 and outcome.changed
+        assert set(made.tagged()) == EXPECTED["classic"]
+        holder.wait()
+    finally:
+        made.close()

@@ -1,0 +1,58 @@
+"""The inventory of published ports: owners, staleness, completeness, clashes (parsed tables)."""
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ContainerFacts, Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Rule, parse_save
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
+
+WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
+OTHER = Endpoint("c" * 64, "other", "172.17.0.5", "bridge", "docker0")
+EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n*mangle\nCOMMIT\n"
+DOCKER_P = Rule("nat", "DOCKER", ("!", "-i", "docker0", "-p", "tcp", "-m", "tcp", "--dport", "9090",
+                                  "-j", "DNAT", "--to-destination", "172.17.0.5:80"))
+
+
+def listing(rules, containers, layout=Layout()):
+    tables = parse_save(EMPTY)
+    for rule in rules:
+        tables[rule.table].chains.setdefault(rule.chain, []).append(rule)
+    return inventory(tables, layout, containers)
+
+
+def ours(port=8080, endpoint=WEB):
+    return Layout().render(PortMapping("tcp", port, 80), endpoint)
+
+
+def facts(endpoint, running=True, at=None):
+    moved = Endpoint(endpoint.container_id, endpoint.name, at or endpoint.ip, endpoint.network, endpoint.bridge)
+    return ContainerFacts(endpoint.container_id, endpoint.name, running, (moved,) if running else ())
+
+
+def test_ours_and_dockers_with_their_containers():
+    items = listing(ours() + [DOCKER_P], [facts(WEB), facts(OTHER)])
+    assert [(i["owner"], i["host_port"], i["container"]["name"], i["stale"], i["complete"]) for i in items] == [
+        ("hotport", 8080, "web", False, True), ("docker", 9090, "other", False, True)]
+    assert items[0]["tag"] == "hotport:%s:tcp/8080" % ("a" * 12) and items[1]["tag"] == ""
+
+
+def test_a_missing_rule_makes_the_mapping_incomplete():
+    rules = [rule for rule in ours() if rule.table != "filter"]
+    [item] = listing(rules, [facts(WEB)])
+    assert not item["stale"] and item["complete"] is False
+
+
+def test_stale_when_the_container_moved_stopped_or_went():
+    [moved] = listing(ours(), [facts(WEB, at="172.17.0.9")])
+    assert moved["stale"] and moved["stale_reason"] == "address changed (container now at 172.17.0.9 on bridge)"
+    [stopped] = listing(ours(), [facts(WEB, running=False)])
+    assert stopped["stale_reason"] == "container stopped" and stopped["container"]["name"] == "web"
+    [gone] = listing(ours(), [])
+    assert gone["stale_reason"] == "container removed" and gone["container"] is None
+
+
+def test_one_host_port_with_two_owners_is_a_clash():
+    docker_8080 = Rule("nat", "DOCKER", DOCKER_P.args[:7] + ("--dport", "8080") + DOCKER_P.args[9:])
+    by_owner = dict((item["owner"], item) for item in listing(ours() + [docker_8080], [facts(WEB), facts(OTHER)]))
+    assert by_owner["hotport"]["clashes_with"] == ["docker:other"]
+    assert by_owner["docker"]["clashes_with"] == ["hotport:%s:tcp/8080" % ("a" * 12)]
+    assert listing(ours(), [facts(WEB)])[0]["clashes_with"] == []

@@ -1,0 +1,79 @@
+"""plan_changes and the restore text, on parsed tables (no iptables needed)."""
+import pytest
+
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan, Rule, parse_save
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
+from ansible_collections.hotport.docker.plugins.module_utils.reconcile import (
+    ConflictError, current_mappings, plan_changes)
+
+WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
+EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"
+
+
+def tables_with(rules):
+    tables = parse_save(EMPTY)
+    for rule in rules:
+        tables[rule.table].chains.setdefault(rule.chain, []).append(rule)
+    return tables
+
+
+def plan(tables, mappings, state="present", exclusive=False, exists=True, endpoint=WEB):
+    return plan_changes(tables, Layout(), endpoint, mappings, state, exclusive, lambda cid: exists)
+
+
+def test_empty_ruleset_adds_everything_and_restore_text_groups_by_table():
+    result, desired, stale = plan(tables_with([]), [PortMapping("tcp", 8080, 80)])
+    assert result.add == desired and not result.delete and not stale
+    text = result.restore_text()
+    assert text.startswith("*nat\n-A DOCKER ") and text.count("COMMIT") == 2
+    assert "*filter\n-A DOCKER -d 172.17.0.2/32" in text
+
+
+def test_applied_state_plans_nothing():
+    desired = Layout().render(PortMapping("tcp", 8080, 80), WEB)
+    assert not plan(tables_with(desired), [PortMapping("tcp", 8080, 80)])[0]
+
+
+def test_foreign_rules_are_never_deleted():
+    foreign = Rule("nat", "DOCKER", ("-p", "tcp", "-m", "tcp", "--dport", "9", "-j", "RETURN"))
+    result = plan(tables_with([foreign]), [], state="absent")[0]
+    assert not result
+
+
+def test_changed_container_port_replaces_the_rules():
+    old = Layout().render(PortMapping("tcp", 8080, 80), WEB)
+    result = plan(tables_with(old), [PortMapping("tcp", 8080, 81)])[0]
+    assert set(result.delete) == set(old) and len(result.add) == 3
+
+
+def test_other_container_rules_conflict_or_are_taken_over():
+    other = Endpoint("b" * 64, "old", "172.17.0.9", "bridge", "docker0")
+    theirs = Layout().render(PortMapping("tcp", 8080, 80), other)
+    with pytest.raises(ConflictError, match="bbbbbbbbbbbb"):
+        plan(tables_with(theirs), [PortMapping("tcp", 8080, 80)])
+    result, desired, stale = plan(tables_with(theirs), [PortMapping("tcp", 8080, 80)], exists=False)
+    assert set(result.delete) == set(theirs) and stale == {"hotport:bbbbbbbbbbbb:tcp/8080"}
+
+
+def test_current_mappings_read_back_from_dnat_rules():
+    loopback = parse_ports(["127.0.0.1:5353:53/udp"])
+    guarded = parse_ports(["8080:80"], allowed_sources=["10.0.0.0/8", "192.0.2.7"], local_access=True)
+    rules = [rule for mapping in loopback + guarded for rule in Layout().render(mapping, WEB)]
+    assert current_mappings(rules, "a" * 12) == [
+        dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
+             allowed_sources=["10.0.0.0/8", "192.0.2.7/32"], local_access=True),
+        dict(host_ip="127.0.0.1", host_port=5353, container_port=53, protocol="udp",
+             allowed_sources=[], local_access=True)]
+
+
+def test_insert_rules_carry_their_position():
+    rule = Rule("filter", "DOCKER", ("-j", "ACCEPT"), position=1)
+    assert Plan(add=[rule]).restore_text() == "*filter\n-I DOCKER 1 -j ACCEPT\nCOMMIT\n"
+
+
+def test_arguments_are_quoted_the_way_iptables_restore_reads_them():
+    rule = Rule("nat", "DOCKER", ("-m", "comment", "--comment", 'a "b" c', "-j", "RETURN"))
+    assert rule.line() == '-A DOCKER -m comment --comment "a \\"b\\" c" -j RETURN'
+    assert parse_save("*nat\n%s\nCOMMIT\n" % rule.line())["nat"].rules("DOCKER")[0].args == rule.args
