@@ -83,17 +83,17 @@ def listeners(runner):
     return found
 
 
-def clashing_listeners(found, mapping, loopback_too):
+def clashing_listeners(found, mapping):
     """Listeners that a mapping would shadow: same protocol and port, on its host address, on
     any address, or (for a mapping on every address) on one address. A loopback listener is
-    shadowed only when the mapping also catches loopback traffic."""
+    shadowed only when the mapping also catches loopback traffic (local_access)."""
     clashes = []
     for listener in found:
         if listener.protocol != mapping.protocol or listener.port != mapping.host_port:
             continue
         if mapping.host_ip and listener.address and listener.address != mapping.host_ip:
             continue
-        if listener.address and ipaddress.ip_address(listener.address).is_loopback and not loopback_too:
+        if listener.address and ipaddress.ip_address(listener.address).is_loopback and not mapping.local_access:
             continue
         clashes.append(listener)
     return clashes

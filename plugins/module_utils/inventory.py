@@ -13,15 +13,9 @@ from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import host_port_claims, live_mappings, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
+    dnat_destination, host_port_claims, live_mappings, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
-
-
-def _destination(rule):
-    """'172.17.0.2:80' or '172.17.0.2:80-82' -> (ip, first container port)."""
-    ip, dummy, ports = (rule.value("--to-destination") or "").rpartition(":")
-    first = ports.partition("-")[0]
-    return ip, int(first) if first.isdigit() else None
 
 
 def _container_view(endpoint, running):
@@ -58,7 +52,7 @@ def inventory(tables, layout, containers, sockets=()):
                  for facts in containers for endpoint in facts.endpoints)
     found = []
     for rule, protocol, host_ip, first, last in host_port_claims(tables["nat"]):
-        ip, container_port = _destination(rule)
+        ip, container_port = dnat_destination(rule)
         tag = parse_owner_tag(rule.owner_tag)
         for offset, host_port in enumerate(range(first, last + 1)):
             item = {"owner": "hotport" if tag else "docker", "protocol": protocol,
@@ -75,7 +69,7 @@ def inventory(tables, layout, containers, sockets=()):
                 item["stale"] = bool(item["stale_reason"])
                 item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
                 item["clashes_with"] = ["socket:" + listener.describe()
-                                        for listener in clashing_listeners(sockets, mapping, mapping.local_access)]
+                                        for listener in clashing_listeners(sockets, mapping)]
             elif ip in by_ip:
                 item["container"] = _container_view(*by_ip[ip])
             found.append(item)

@@ -142,6 +142,13 @@ def dnat_host_ip(rule):
     return "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
 
 
+def dnat_destination(rule):
+    """'172.17.0.2:80' or '172.17.0.2:80-82' of a DNAT rule -> (ip, first container port or None)."""
+    ip, dummy, ports = (rule.value("--to-destination") or "").rpartition(":")
+    first = ports.partition("-")[0]
+    return ip, int(first) if first.isdigit() else None
+
+
 def host_port_claims(nat):
     """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
 
@@ -175,9 +182,9 @@ def live_mappings(rules):
             continue
         if rule.chain != "DOCKER" or rule.value("-i"):
             continue  # the hairpin DNAT repeats what the DNAT from outside says
-        port = (rule.value("--to-destination") or "").rpartition(":")[2]
-        if port.isdigit():
-            found[rule.owner_tag] = (tag[1], tag[2], int(port), dnat_host_ip(rule))
+        port = dnat_destination(rule)[1]
+        if port is not None:
+            found[rule.owner_tag] = (tag[1], tag[2], port, dnat_host_ip(rule))
             if rule.value("-s"):
                 sources.setdefault(rule.owner_tag, set()).add(rule.value("-s"))
     return dict((key, PortMapping(*fields, allowed_sources=tuple(sorted(sources.get(key, ()))),

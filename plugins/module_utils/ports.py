@@ -48,7 +48,7 @@ class PortMapping:
 
     @property
     def loopback_only(self):
-        return bool(self.host_ip) and ipaddress.ip_address(self.host_ip).is_loopback
+        return _is_loopback(self.host_ip)
 
     def as_dict(self):
         return {
@@ -70,6 +70,10 @@ class PortMapping:
         if self.host_ip:
             item["host_ip"] = self.host_ip
         return item
+
+
+def _is_loopback(host_ip):
+    return bool(host_ip) and ipaddress.ip_address(host_ip).is_loopback
 
 
 def _port_range(text, what, item):
@@ -249,7 +253,7 @@ def parse_port_item(item, allowed_sources=(), local_access=False):
             "same length (hotport does not pick a free host port for you)."
             % (item, host_last - host_first + 1, cont_last - cont_first + 1))
     offset = cont_first - host_first
-    if host_ip and ipaddress.ip_address(host_ip).is_loopback:
+    if _is_loopback(host_ip):
         local = True  # a loopback host address is reached from the host only
     return [PortMapping(protocol, port, port + offset, host_ip, sources, local)
             for port in range(host_first, host_last + 1)]

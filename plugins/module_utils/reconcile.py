@@ -164,7 +164,7 @@ def check_reservation(runner, endpoint, mappings, plan):
                           % (mapping.host_ip, mapping.spec(), ", ".join(sorted(addresses))))
     sockets = listeners(runner)
     for mapping in fresh:
-        for listener in clashing_listeners(sockets, mapping, mapping.local_access):
+        for listener in clashing_listeners(sockets, mapping):
             errors.append("host port %s/%d is in use on the host: a socket listens on %s (find it with "
                           "`ss -lnp sport = :%d`); the mapping would hide it from outside traffic"
                           % (mapping.protocol, mapping.host_port, listener.describe(), mapping.host_port))
