@@ -44,6 +44,7 @@ def apply_request(runner, client, engine, request, check_mode=False):
         if not mappings:
             raise PortSpecError("ports is empty; give at least one mapping such as '8080:80'.")
         endpoint = docker_api.resolve_endpoint(client, request["container"], request.get("network"))
+        docker_api.require_addresses(endpoint, mappings)
     else:
         endpoint = docker_api.endpoint_for_removal(client, request["container"])
     outcome = reconcile(

@@ -33,13 +33,15 @@ class ResolveError(RuntimeError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a mapping points: one container on one bridge network."""
+    """Where a mapping points: one container on one bridge network (IPv4 ``ip``, and ``ip6``
+    when the network has IPv6)."""
 
     container_id: str
     name: str
     ip: str
     network: str
     bridge: str
+    ip6: str = ""
 
     def as_dict(self):
         result = asdict(self)
@@ -138,11 +140,25 @@ def resolve_endpoint(client, container, network=None):
         raise ResolveError(
             "network %r is internal (no route to or from the host); choose another network of "
             "the container." % network)
-    address = settings.get("IPAddress")
-    if not address:
+    if not (settings.get("IPAddress") or settings.get("GlobalIPv6Address")):
+        raise ResolveError("container %r has no address on network %r." % (name, network))
+    return Endpoint(attrs["Id"], name, settings.get("IPAddress") or "", network, bridge_name(net),
+                    settings.get("GlobalIPv6Address") or "")
+
+
+def require_addresses(endpoint, mappings):
+    """Refuse mappings of a family the container has no address of (ResolveError)."""
+    v4 = [mapping.spec() for mapping in mappings if mapping.family == 4]
+    v6 = [mapping.spec() for mapping in mappings if mapping.family == 6]
+    if v6 and not endpoint.ip6:
         raise ResolveError(
-            "container %r has no IPv4 address on network %r." % (name, network))
-    return Endpoint(attrs["Id"], name, address, network, bridge_name(net))
+            "container %r has no IPv6 address on network %r, so %s cannot be mapped. Attach it to a "
+            "network created with --ipv6 (docker network create --ipv6 ...), or map IPv4 only: leave "
+            "the host IP out or give an IPv4 one." % (endpoint.name, endpoint.network, ", ".join(v6)))
+    if v4 and not endpoint.ip:
+        raise ResolveError(
+            "container %r has no IPv4 address on network %r, so %s cannot be mapped; map its IPv6 "
+            "address instead, e.g. [::]:HOST_PORT:CONTAINER_PORT." % (endpoint.name, endpoint.network, ", ".join(v4)))
 
 
 def require_sdk(module):
@@ -206,8 +222,9 @@ def container_facts(client):
         networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
         name = (summary.get("Names") or ["/"])[0].lstrip("/")
         endpoints = tuple(
-            Endpoint(summary["Id"], name, settings.get("IPAddress"), network, bridges[network])
+            Endpoint(summary["Id"], name, settings.get("IPAddress") or "", network, bridges[network],
+                     settings.get("GlobalIPv6Address") or "")
             for network, settings in sorted(networks.items())
-            if network in bridges and settings.get("IPAddress"))
+            if network in bridges and (settings.get("IPAddress") or settings.get("GlobalIPv6Address")))
         facts.append(ContainerFacts(summary["Id"], name, summary.get("State") == "running", endpoints))
     return facts

@@ -91,9 +91,13 @@ def clashing_listeners(found, mapping):
     for listener in found:
         if listener.protocol != mapping.protocol or listener.port != mapping.host_port:
             continue
-        if mapping.host_ip and listener.address and listener.address != mapping.host_ip:
+        if not listener.address:
+            clashes.append(listener)  # every address, of one family or both: shadowed either way
             continue
-        if listener.address and ipaddress.ip_address(listener.address).is_loopback and not mapping.local_access:
+        address = ipaddress.ip_address(listener.address)
+        if address.version != mapping.family or (mapping.listen_ip and listener.address != mapping.listen_ip):
+            continue
+        if address.is_loopback and not mapping.local_access:
             continue
         clashes.append(listener)
     return clashes

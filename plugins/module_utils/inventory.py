@@ -17,13 +17,19 @@ from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
     dnat_destination, host_port_claims, live_mappings, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
 
+ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}
+
 
 def _container_view(endpoint, running):
     return {"id": endpoint.container_id, "name": endpoint.name, "running": running,
-            "network": endpoint.network, "ip": endpoint.ip, "bridge": endpoint.bridge}
+            "network": endpoint.network, "ip": endpoint.ip, "ip6": endpoint.ip6, "bridge": endpoint.bridge}
 
 
-def _hotport_status(tag, ip, containers, present_rules, layout, mapping):
+def _address(endpoint, family):
+    return endpoint.ip6 if family == 6 else endpoint.ip
+
+
+def _hotport_status(tag, family, ip, containers, present_rules, layout, mapping):
     """(container view or None, stale reason or '', complete) of one of our mappings."""
     matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
     if not matches:
@@ -32,40 +38,50 @@ def _hotport_status(tag, ip, containers, present_rules, layout, mapping):
     placeholder = _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
     if not facts.running:
         return placeholder, "container stopped", False
-    at = [endpoint for endpoint in facts.endpoints if endpoint.ip == ip]
+    at = [endpoint for endpoint in facts.endpoints if _address(endpoint, family) == ip]
     if not at:
-        now = ", ".join("%s on %s" % (endpoint.ip, endpoint.network) for endpoint in facts.endpoints)
+        now = ", ".join("%s on %s" % (_address(endpoint, family), endpoint.network)
+                        for endpoint in facts.endpoints if _address(endpoint, family))
         return placeholder, "address changed (container now at %s)" % (now or "no address"), False
     wanted = layout.render(mapping, at[0])
     complete = all(rule.same_as in present_rules for rule in wanted)
     return _container_view(at[0], True), "", complete
 
 
-def inventory(tables, layout, containers, sockets=()):
-    """Parsed tables (nat, filter, mangle), the detected layout, every container's
-    ContainerFacts and the host's listening sockets -> list of dicts, one per published host
-    port, sorted."""
+def inventory(rulesets, layout, containers, sockets=()):
+    """Parsed tables (nat, filter, mangle) per family ({4: tables, 6: tables}), the detected
+    layout, every container's ContainerFacts and the host's listening sockets -> list of
+    dicts, one per published host port and family, sorted."""
+    found = []
+    for family, tables in sorted(rulesets.items()):
+        found += _published(family, tables, layout, containers, sockets)
+    _mark_clashes(found)
+    return sorted(found, key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
+
+
+def _published(family, tables, layout, containers, sockets):
+    """The items of one family's tables."""
     present_rules = set(rule.same_as for table in tables.values()
                         for rules in table.chains.values() for rule in rules)
     ours = live_mappings(owned_rules(tables))
-    by_ip = dict((endpoint.ip, (endpoint, facts.running))
-                 for facts in containers for endpoint in facts.endpoints)
+    by_ip = dict((_address(endpoint, family), (endpoint, facts.running))
+                 for facts in containers for endpoint in facts.endpoints if _address(endpoint, family))
     found = []
     for rule, protocol, host_ip, first, last in host_port_claims(tables["nat"]):
         ip, container_port = dnat_destination(rule)
         tag = parse_owner_tag(rule.owner_tag)
         for offset, host_port in enumerate(range(first, last + 1)):
             item = {"owner": "hotport" if tag else "docker", "protocol": protocol,
-                    "host_ip": host_ip or "0.0.0.0", "host_port": host_port,
+                    "host_ip": host_ip or ANY_ADDRESS[family], "host_port": host_port,
                     "container_ip": ip, "container_port": None if container_port is None
                     else container_port + offset,
                     "tag": rule.owner_tag or "", "stale": False, "stale_reason": "",
                     "complete": True, "container": None, "allowed_sources": [], "local_access": False,
                     "clashes_with": []}
-            if tag and rule.owner_tag in ours:
-                mapping = ours[rule.owner_tag]
+            mapping = ours.get((family, rule.owner_tag)) if tag else None
+            if mapping:
                 item["container"], item["stale_reason"], item["complete"] = _hotport_status(
-                    tag, ip, containers, present_rules, layout, mapping)
+                    tag, family, ip, containers, present_rules, layout, mapping)
                 item["stale"] = bool(item["stale_reason"])
                 item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
                 item["clashes_with"] = ["socket:" + listener.describe()
@@ -73,13 +89,16 @@ def inventory(tables, layout, containers, sockets=()):
             elif ip in by_ip:
                 item["container"] = _container_view(*by_ip[ip])
             found.append(item)
-    _mark_clashes(found)
-    return sorted(found, key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
+    return found
 
 
 def _overlap(one, other):
-    return one["protocol"] == other["protocol"] and one["host_port"] == other["host_port"] \
-        and (one["host_ip"] == other["host_ip"] or "0.0.0.0" in (one["host_ip"], other["host_ip"]))
+    """Same protocol and port, and the same address or every address of that family."""
+    if one["protocol"] != other["protocol"] or one["host_port"] != other["host_port"]:
+        return False
+    if (":" in one["host_ip"]) != (":" in other["host_ip"]):
+        return False
+    return one["host_ip"] == other["host_ip"] or bool(set(ANY_ADDRESS.values()) & set((one["host_ip"], other["host_ip"])))
 
 
 def _owner_name(item):

@@ -12,7 +12,7 @@ live rules compare token for token.
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import TAG_PREFIX, Rule
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
 
 
 class LayoutError(RuntimeError):
@@ -49,43 +49,55 @@ class Layout:
     def render(self, mapping, endpoint):
         """PortMapping + Endpoint -> the rules Docker would write for it, tagged as ours.
 
+        IPv6 mappings get the same rules for ip6tables, to the container's IPv6 address.
         With allowed_sources, the DNAT and the ACCEPT are written once per source, and an INPUT
         DROP catches the host port for everyone else (not translated, they would reach the host).
-        With local_access, the kernel-only loopback and hairpin rules of userland-proxy=false.
+        With local_access, the kernel-only loopback (IPv4 only) and hairpin rules of
+        userland-proxy=false.
         """
-        protocol, bridge, ip = mapping.protocol, endpoint.bridge, endpoint.ip
+        family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
+        ip, host_bits = (endpoint.ip6, "/128") if family == 6 else (endpoint.ip, "/32")
+
+        def rule(table, chain, args, position=0):
+            return Rule(table, chain, args, position, family)
+
         match = ("-p", protocol, "-m", protocol)
         tag = ("-m", "comment", "--comment",
                owner_tag(endpoint.container_id, protocol, mapping.host_port))
-        host_ip = ("-d", mapping.host_ip + "/32") if mapping.host_ip else ()
+        host_ip = ("-d", mapping.listen_ip + host_bits) if mapping.listen_ip else ()
         from_outside = ("!", "-i", bridge) if self.userland_proxy else ()
         host_port, cport = str(mapping.host_port), str(mapping.container_port)
-        dnat = ("-j", "DNAT", "--to-destination", "%s:%s" % (ip, cport))
+        dnat = ("-j", "DNAT", "--to-destination", ("[%s]:%s" if family == 6 else "%s:%s") % (ip, cport))
         sources = [("-s", source) for source in mapping.allowed_sources] or [()]
-        rules = [Rule("nat", "DOCKER", source + host_ip + from_outside + match + ("--dport", host_port) + tag + dnat)
+        open_dnat = self.open_dnat_match(family)
+        rules = [rule("nat", "DOCKER", (source or open_dnat) + host_ip + from_outside + match + ("--dport", host_port) + tag + dnat)
                  for source in sources]
-        rules += [Rule("filter", "DOCKER", source + ("-d", ip + "/32", "!", "-i", bridge, "-o", bridge) + match
-                       + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position)
+        rules += [rule("filter", "DOCKER", source + ("-d", ip + host_bits, "!", "-i", bridge, "-o", bridge)
+                       + match + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position)
                   for source in sources]
         local = mapping.local_access and self.userland_proxy
         if self.hairpin_masquerade_always or not self.userland_proxy or local:
-            rules.append(Rule("nat", "POSTROUTING", ("-s", ip + "/32", "-d", ip + "/32") + match
+            rules.append(rule("nat", "POSTROUTING", ("-s", ip + host_bits, "-d", ip + host_bits) + match
                               + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
         if protocol == "sctp" and self.sctp_checksum:
-            rules.append(Rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
+            rules.append(rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
                               + ("-j", "CHECKSUM", "--checksum-fill")))
         if mapping.allowed_sources:
-            rules.append(Rule("filter", "INPUT", host_ip + match + ("--dport", host_port) + tag + ("-j", "DROP"), 1))
-        if local:
+            rules.append(rule("filter", "INPUT", host_ip + match + ("--dport", host_port) + tag + ("-j", "DROP"), 1))
+        if local and family == 4:
             loopback = host_ip if mapping.loopback_only else ("-d", "127.0.0.0/8")
-            rules.append(Rule("nat", "OUTPUT", loopback + match + ("--dport", host_port) + tag + dnat))
-            rules.append(Rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", ip + "/32", "-o", bridge) + match
+            rules.append(rule("nat", "OUTPUT", loopback + match + ("--dport", host_port) + tag + dnat))
+            rules.append(rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", ip + host_bits, "-o", bridge) + match
                               + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
         if local and not mapping.loopback_only:
             # Ahead of Docker's "-i BRIDGE -j RETURN", which keeps containers' packets untranslated.
-            rules += [Rule("nat", "DOCKER", source + host_ip + ("-i", bridge) + match + ("--dport", host_port)
+            rules += [rule("nat", "DOCKER", (source or open_dnat) + host_ip + ("-i", bridge) + match + ("--dport", host_port)
                            + tag + dnat, 1) for source in sources]
         return rules
+
+    def open_dnat_match(self, family):
+        """The source match of a DNAT that admits everyone."""
+        return ()
 
     def describe(self):
         return {"layout": self.name, "userland_proxy": self.userland_proxy}
@@ -100,6 +112,9 @@ class Docker28Layout(Layout):
     accept_position = 1
     hairpin_masquerade_always = False
     sctp_checksum = False
+
+    def open_dnat_match(self, family):
+        return ("!", "-s", "fe80::/10") if family == 6 else ()
 
 
 def detect_layout(nat, filter_table, firewall_backend=None):
@@ -139,14 +154,15 @@ def _ports(text):
 def dnat_host_ip(rule):
     """The host address a DNAT rule listens on ('' for any)."""
     address = rule.value("-d") or ""
-    return "" if address in ("", "0.0.0.0/0") else address.split("/")[0]
+    return "" if address in ("", "0.0.0.0/0", "::/0") else address.split("/")[0]
 
 
 def dnat_destination(rule):
-    """'172.17.0.2:80' or '172.17.0.2:80-82' of a DNAT rule -> (ip, first container port or None)."""
+    """'172.17.0.2:80', '[fd00::2]:80' or '172.17.0.2:80-82' of a DNAT rule -> (ip, first
+    container port or None)."""
     ip, dummy, ports = (rule.value("--to-destination") or "").rpartition(":")
     first = ports.partition("-")[0]
-    return ip, int(first) if first.isdigit() else None
+    return ip.strip("[]"), int(first) if first.isdigit() else None
 
 
 def host_port_claims(nat):
@@ -170,23 +186,24 @@ def host_port_claims(nat):
 
 
 def live_mappings(rules):
-    """Our tagged rules -> {owner tag: PortMapping}, options read back from the rules: the
-    sources of the DNATs from outside, local access from a loopback DNAT in nat OUTPUT."""
+    """Our tagged rules -> {(family, owner tag): PortMapping}, options read back from the rules:
+    the sources of the DNATs from outside, local access from a loopback DNAT in nat OUTPUT or a
+    hairpin DNAT (``-i BRIDGE``) in nat DOCKER."""
     found, sources, local = {}, {}, set()
     for rule in rules:
         tag = parse_owner_tag(rule.owner_tag)
+        key = (rule.family, rule.owner_tag)
         if tag is None or rule.table != "nat" or rule.value("-j") != "DNAT":
             continue
-        if rule.chain == "OUTPUT":
-            local.add(rule.owner_tag)
+        if rule.chain == "OUTPUT" or rule.value("-i"):
+            local.add(key)
             continue
-        if rule.chain != "DOCKER" or rule.value("-i"):
-            continue  # the hairpin DNAT repeats what the DNAT from outside says
         port = dnat_destination(rule)[1]
-        if port is not None:
-            found[rule.owner_tag] = (tag[1], tag[2], port, dnat_host_ip(rule))
+        if rule.chain == "DOCKER" and port is not None:
+            host_ip = dnat_host_ip(rule) or ("::" if rule.family == 6 else "")
+            found[key] = (tag[1], tag[2], port, host_ip)
             if rule.value("-s"):
-                sources.setdefault(rule.owner_tag, set()).add(rule.value("-s"))
-    return dict((key, PortMapping(*fields, allowed_sources=tuple(sorted(sources.get(key, ()))),
+                sources.setdefault(key, set()).add(rule.value("-s"))
+    return dict((key, PortMapping(*fields, allowed_sources=ordered_sources(sources.get(key, ())),
                                   local_access=key in local))
                 for key, fields in found.items())

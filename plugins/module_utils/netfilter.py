@@ -35,7 +35,8 @@ class NetfilterError(RuntimeError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule as iptables-save prints it: ``-A CHAIN ARGS`` in TABLE.
+    """One rule as iptables-save prints it: ``-A CHAIN ARGS`` in TABLE, of ``family`` 4
+    (iptables) or 6 (ip6tables).
 
     ``position`` 0 appends; N inserts at N (Docker 28 inserts its ACCEPTs at 1, ahead of
     the per-bridge DROP).
@@ -45,6 +46,7 @@ class Rule:
     chain: str
     args: tuple
     position: int = 0
+    family: int = 4
 
     @property
     def comment(self):
@@ -58,7 +60,7 @@ class Rule:
     @property
     def same_as(self):
         """Identity for diffing: placement does not change what a rule is."""
-        return (self.table, self.chain, self.args)
+        return (self.family, self.table, self.chain, self.args)
 
     def line(self, verb="-A"):
         head = [verb, self.chain]
@@ -67,8 +69,9 @@ class Rule:
         return " ".join(head + [_quote(arg) for arg in self.args])
 
     def text(self):
-        """iptables-save form, prefixed with the table: what diff mode shows."""
-        return "-t %s %s" % (self.table, self.line())
+        """iptables-save form, prefixed with the table (and -6 for ip6tables, as iptables
+        itself marks an IPv6-only rule): what diff mode shows."""
+        return "%s-t %s %s" % ("-6 " if self.family == 6 else "", self.table, self.line())
 
     def value(self, name):
         """The argument after option ``name`` ('--dport', '-d', '-j', ...) or None."""
@@ -107,8 +110,8 @@ def _save_words(line):
             for match in SAVE_WORD.finditer(line)]
 
 
-def parse_save(text):
-    """iptables-save output -> {table name: Table}."""
+def parse_save(text, family=4):
+    """iptables-save (or ip6tables-save) output -> {table name: Table}."""
     tables = {}
     table = None
     for raw in text.splitlines():
@@ -125,13 +128,13 @@ def parse_save(text):
             table.chains.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A "):
             words = _save_words(line)
-            table.chains.setdefault(words[1], []).append(Rule(table.name, words[1], tuple(words[2:])))
+            table.chains.setdefault(words[1], []).append(Rule(table.name, words[1], tuple(words[2:]), family=family))
     return tables
 
 
-def parse_table(text, name):
+def parse_table(text, name, family=4):
     """One table out of iptables-save output (empty when absent)."""
-    return parse_save(text).get(name, Table(name))
+    return parse_save(text, family).get(name, Table(name))
 
 
 def strip_save_comments(text):
@@ -140,18 +143,25 @@ def strip_save_comments(text):
 
 
 class Iptables:
-    """One iptables variant (nft, legacy or the unsuffixed default) reached through a runner."""
+    """One iptables variant (nft, legacy or the unsuffixed default) of one address family
+    (4: iptables, 6: ip6tables) reached through a runner."""
 
-    def __init__(self, runner, variant):
+    def __init__(self, runner, variant, family=4):
         self.runner = runner
         self.variant = variant
+        self.family = family
 
     def binary(self, tool):
-        return "iptables-%s-%s" % (self.variant, tool) if self.variant else "iptables-%s" % tool
+        return "%s-%s" % (self.name, tool)
 
     @property
     def name(self):
-        return "iptables-%s" % self.variant if self.variant else "iptables"
+        command = "ip6tables" if self.family == 6 else "iptables"
+        return "%s-%s" % (command, self.variant) if self.variant else command
+
+    def ipv6(self):
+        """The ip6tables of the same variant: Docker writes both families with one."""
+        return Iptables(self.runner, self.variant, 6)
 
     def save(self, table):
         rc, out, err = self.runner.run([self.binary("save"), "-t", table])
@@ -161,7 +171,7 @@ class Iptables:
 
     def read(self, tables):
         """Read each table once -> {name: Table}."""
-        return dict((name, parse_table(self.save(name), name)) for name in tables)
+        return dict((name, parse_table(self.save(name), name, self.family)) for name in tables)
 
     def restore(self, text):
         return self.runner.run([self.binary("restore"), "--noflush", "-w", str(XTABLES_WAIT)], data=text)
@@ -243,7 +253,7 @@ def _undo_plan(before, after):
             now = set(rule.same_as for rule in table.rules(chain))
             for position, rule in enumerate(old_rules, start=1):
                 if rule.owner_tag and rule.same_as not in now:
-                    undo.add.append(Rule(rule.table, rule.chain, rule.args, position))
+                    undo.add.append(Rule(rule.table, rule.chain, rule.args, position, rule.family))
     return undo
 
 
@@ -258,18 +268,38 @@ def apply_plan(iptables, plan, before):
     rc, out, err = iptables.restore(plan.restore_text())
     if rc == 0:
         return
+    raise NetfilterError("%s --noflush failed (rc=%d): %s; %s."
+                         % (iptables.binary("restore"), rc, (err or out).strip(),
+                            roll_back(iptables, plan, before)))
+
+
+def roll_back(iptables, plan, before):
+    """Bring the tables ``plan`` touched back to ``before`` (our tagged rules only) -> what
+    was done, for the error message."""
     after = iptables.read(plan.tables())
     undo = _undo_plan(dict((name, before[name]) for name in plan.tables()), after)
-    state = "nothing was changed"
-    if undo:
-        undo_rc, undo_out, undo_err = iptables.restore(undo.restore_text())
-        state = ("a partial commit was rolled back" if undo_rc == 0 else
-                 "ROLLBACK FAILED (%s); check iptables-save for rules tagged %s"
-                 % (undo_err.strip(), TAG_PREFIX))
-    raise NetfilterError("%s --noflush failed (rc=%d): %s; %s."
-                         % (iptables.binary("restore"), rc, (err or out).strip(), state))
+    if not undo:
+        return "nothing was changed"
+    rc, out, err = iptables.restore(undo.restore_text())
+    if rc == 0:
+        return "a partial commit was rolled back"
+    return "ROLLBACK FAILED (%s); check %s-save for rules tagged %s" % (err.strip(), iptables.name, TAG_PREFIX)
 
 
+def apply_plans(steps):
+    """Apply (Iptables, Plan, before) steps in order (IPv4, then IPv6): a failing step is
+    rolled back, and so is every step before it, so that a run changes both families or
+    neither."""
+    done = []
+    for iptables, plan, before in steps:
+        try:
+            apply_plan(iptables, plan, before)
+        except NetfilterError as exc:
+            undone = ["%s: %s" % (step[0].name, roll_back(*step)) for step in done if step[1]]
+            if undone:
+                raise NetfilterError("%s Earlier changes of this run: %s." % (exc, "; ".join(undone)))
+            raise
+        done.append((iptables, plan, before))
 class HostLock:
     """Serialise hotport runs on one host: read, plan and apply must not interleave."""
 

@@ -5,6 +5,7 @@
 
 Accepts Docker's ``-p`` syntax ``[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]``
 and the equivalent dict form; ranges expand to one PortMapping per port, as Docker does.
+A mapping is IPv4 unless its host IP is IPv6 (``[::]`` for every IPv6 address of the host).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 PROTOCOLS = ("tcp", "udp", "sctp")
 DICT_KEYS = ("host_ip", "host_port", "container_port", "protocol", "allowed_sources", "local_access")
 SPEC_PUNCTUATION = ".:-/[]"
+# Docker 28 never forwards link-local IPv6 sources; neither does an allow-list of ours.
+LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
 
 
 class PortSpecError(ValueError):
@@ -23,7 +26,8 @@ class PortSpecError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class PortMapping:
-    """One host port forwarded to one container port. ``host_ip`` '' means any address.
+    """One host port forwarded to one container port. ``host_ip`` '' means every IPv4 address
+    of the host, '::' every IPv6 address.
 
     ``allowed_sources``: CIDRs that may reach it (empty: everyone). ``local_access``: also
     from the host's loopback and from containers on the host (hairpin), by kernel rules.
@@ -37,13 +41,23 @@ class PortMapping:
     local_access: bool = False
 
     @property
+    def family(self):
+        """4 or 6: which of iptables and ip6tables holds the mapping's rules."""
+        return 6 if ":" in self.host_ip else 4
+
+    @property
     def key(self):
         """What identifies a mapping on the host: Docker refuses two owners of it."""
-        return (self.protocol, self.host_port)
+        return (self.protocol, self.host_port, self.family)
+
+    @property
+    def listen_ip(self):
+        """The one host address the mapping is limited to; '' for every address of its family."""
+        return "" if self.host_ip in ("", "::") else self.host_ip
 
     def spec(self):
         """The mapping in Docker's ``-p`` syntax."""
-        prefix = self.host_ip + ":" if self.host_ip else ""
+        prefix = ("[%s]:" if self.family == 6 else "%s:") % self.host_ip if self.host_ip else ""
         return "%s%d:%d/%s" % (prefix, self.host_port, self.container_port, self.protocol)
 
     @property
@@ -124,15 +138,19 @@ def _host_ip(text, item):
         raise PortSpecError(
             "%r: host IP %r is not an IP address; give an address of this host, "
             "or leave it out to listen on every address." % (item, text))
-    if address.version == 6:
+    if address.version == 6 and address.is_loopback:
         raise PortSpecError(
-            "%r: IPv6 host address %s is not supported yet; map an IPv4 address "
-            "or leave the host IP out." % (item, text))
+            "%r: ::1 cannot be forwarded to a container by kernel rules (Linux never routes ::1 "
+            "off the host; Docker serves it with docker-proxy only). Map 127.0.0.1 for the host "
+            "itself, or [::] / an IPv6 address of the host." % (item,))
+    if address.version == 6 and address.ipv4_mapped:
+        raise PortSpecError("%r: write the IPv4 address %s itself, not as %s."
+                            % (item, address.ipv4_mapped, text))
     return str(address)
 
 
 def _allowed_sources(value, item):
-    """A list (or comma-separated text) of IPv4 networks -> sorted tuple of CIDR texts."""
+    """A list (or comma-separated text) of IPv4 and IPv6 networks -> sorted tuple of CIDR texts."""
     if value in (None, ""):
         return ()
     if isinstance(value, str):
@@ -149,18 +167,35 @@ def _allowed_sources(value, item):
                 loose = ipaddress.ip_network(text, strict=False)
             except ValueError:
                 raise PortSpecError(
-                    "%r: allowed source %r is not an IPv4 address or network (CIDR such as "
-                    "10.0.0.0/8)." % (item, text))
+                    "%r: allowed source %r is not an IP address or network (CIDR such as "
+                    "10.0.0.0/8 or 2001:db8::/32)." % (item, text))
             raise PortSpecError(
                 "%r: allowed source %s has host bits set; write the network, %s."
                 % (item, text, loose.with_prefixlen))
-        if network.version == 6:
+        if network.version == 6 and network.overlaps(LINK_LOCAL_V6):
             raise PortSpecError(
-                "%r: allowed source %s is IPv6; mappings are IPv4 here, give IPv4 networks."
-                % (item, text))
+                "%r: allowed source %s is link-local (fe80::/10), which is never forwarded to a "
+                "container; give global or unique-local IPv6 networks." % (item, text))
         networks.add(network)
-    return tuple(str(network) if network.prefixlen < 32 else str(network.network_address) + "/32"
-                 for network in sorted(networks))
+    return ordered_sources(networks)
+
+
+def ordered_sources(networks):
+    """Networks (objects or CIDR texts) -> tuple of CIDR texts, IPv4 first, in address order;
+    a host as ADDRESS/32 (/128), as iptables-save prints it."""
+    parsed = set(ipaddress.ip_network(network) for network in networks)
+    return tuple(network.with_prefixlen for network in sorted(parsed, key=lambda net: (net.version, net)))
+
+
+def _sources_of_family(sources, family, item):
+    """The allowed sources a mapping of ``family`` takes; none of its family is an error (the
+    mapping would be closed to everyone)."""
+    mine = tuple(source for source in sources if (":" in source) == (family == 6))
+    if sources and not mine:
+        raise PortSpecError(
+            "%r: allowed_sources lists no IPv%d network (%s), so this IPv%d mapping would admit no one; "
+            "add the IPv%d networks that may reach it." % (item, family, ", ".join(sources), family, family))
+    return mine
 
 
 def _flag(value, name, item):
@@ -255,6 +290,7 @@ def parse_port_item(item, allowed_sources=(), local_access=False):
     offset = cont_first - host_first
     if _is_loopback(host_ip):
         local = True  # a loopback host address is reached from the host only
+    sources = _sources_of_family(sources, 6 if ":" in host_ip else 4, item)
     return [PortMapping(protocol, port, port + offset, host_ip, sources, local)
             for port in range(host_first, host_last + 1)]
 
@@ -272,7 +308,7 @@ def parse_ports(items, allowed_sources=(), local_access=False):
     by_key = {}
     for mapping, item in sorted(mappings.items()):
         for other, other_item in by_key.get(mapping.key, []):
-            if "" in (mapping.host_ip, other.host_ip) or mapping.host_ip == other.host_ip:
+            if "" in (mapping.listen_ip, other.listen_ip) or mapping.host_ip == other.host_ip:
                 raise PortSpecError(
                     "%r and %r both claim host port %s/%d; give each host port one target."
                     % (other_item, item, mapping.protocol, mapping.host_port))

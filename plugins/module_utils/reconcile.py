@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
     allow_loopback_routing, clashing_listeners, listeners, local_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag)
+    LayoutError, detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
-    HostLock, LOCK_PATH, NetfilterError, Plan, apply_plan, find_docker_iptables, owned_rules)
+    HostLock, LOCK_PATH, NetfilterError, Plan, Table, apply_plans, find_docker_iptables, owned_rules, parse_save)
 
 ATTEMPTS = 3
+IPV6_OFF = ("IPv6 mapping(s) %s need Docker's ip6tables rules, and this engine writes none (its "
+            "ip6tables nat DOCKER chain is missing). Turn them on in /etc/docker/daemon.json with "
+            "\"ip6tables\": true (Docker 20.10 to 26 also need \"experimental\": true; on by default "
+            "from 27) and restart dockerd, or map IPv4 only.")
 
 
 class ConflictError(RuntimeError):
@@ -54,8 +58,8 @@ def _conflicts(nat, mappings, short_id, container_exists):
         for port in range(first, last + 1):
             claims.setdefault((protocol, port), []).append((rule, host_ip))
     for mapping in mappings:
-        for rule, host_ip in claims.get(mapping.key, []):
-            if host_ip and mapping.host_ip and host_ip != mapping.host_ip:
+        for rule, host_ip in claims.get((mapping.protocol, mapping.host_port), []):
+            if host_ip and mapping.listen_ip and host_ip != mapping.listen_ip:
                 continue
             tag = _tag_of(rule)
             if tag is None:
@@ -83,12 +87,18 @@ def _live_placement(tables):
     return positions, first_drop
 
 
-def plan_changes(tables, layout, endpoint, mappings, state, exclusive, container_exists):
-    """Pure planning over parsed tables -> (Plan, desired rules, stale tags taken over).
+def whole_container(state, exclusive, mappings):
+    """Whether a request is about every mapping of its container, in both families."""
+    return exclusive or (state == "absent" and not mappings)
+
+
+def plan_changes(tables, layout, endpoint, mappings, state, whole, container_exists):
+    """Pure planning over the parsed tables of one family -> (Plan, desired rules, stale tags
+    taken over). ``mappings`` are the request's mappings of that family.
 
     Only rules carrying our tag are ever deleted. In scope for removal are this
-    container's tagged rules for the requested host ports (all of them with
-    ``exclusive``, or with state absent and no ports given).
+    container's tagged rules for the requested host ports (all of them with ``whole``, see
+    whole_container).
     """
     short_id = endpoint.container_id[:12]
     desired = []
@@ -100,8 +110,7 @@ def plan_changes(tables, layout, endpoint, mappings, state, exclusive, container
                 "; ".join(errors) + ". Nothing was changed: choose a free host port, or remove "
                 "the other mapping first.")
         desired = [rule for mapping in mappings for rule in layout.render(mapping, endpoint)]
-    keys = set(mapping.key for mapping in mappings)
-    whole_container = exclusive or (state == "absent" and not mappings)
+    keys = set((mapping.protocol, mapping.host_port) for mapping in mappings)
 
     def in_scope(rule):
         tag = _tag_of(rule)
@@ -109,7 +118,7 @@ def plan_changes(tables, layout, endpoint, mappings, state, exclusive, container
             return False
         if rule.owner_tag in stale:
             return True
-        return tag[0] == short_id and (whole_container or (tag[1], tag[2]) in keys)
+        return tag[0] == short_id and (whole or (tag[1], tag[2]) in keys)
 
     positions, first_drop = _live_placement(tables)
     wanted = set(rule.same_as for rule in desired)
@@ -142,23 +151,24 @@ def _tables_besides_nat(nat, mappings, short_id):
 
 
 def current_mappings(rules, short_id):
-    """Mappings of a container as its tagged rules say -> list of dicts."""
-    found = [mapping for tag, mapping in live_mappings(rules).items() if parse_owner_tag(tag)[0] == short_id]
+    """Mappings of a container as its tagged rules (of both families) say -> list of dicts."""
+    found = [mapping for (family, tag), mapping in live_mappings(rules).items()
+             if parse_owner_tag(tag)[0] == short_id]
     return [mapping.as_dict() for mapping in sorted(found)]
 
 
-def check_reservation(runner, endpoint, mappings, plan):
-    """Refuse host ports and addresses the host itself holds, for the mappings this plan adds
-    (Docker's and our own claims are checked while planning). Raises ConflictError."""
-    added = set(rule.owner_tag for rule in plan.add if rule.table == "nat" and rule.chain == "DOCKER")
+def check_reservation(runner, endpoint, mappings, added):
+    """Refuse host ports and addresses the host itself holds, for the mappings whose rules are
+    ``added`` (Docker's and our own claims are checked while planning). Raises ConflictError."""
+    new = set((rule.family, rule.owner_tag) for rule in added if rule.table == "nat" and rule.chain == "DOCKER")
     fresh = [mapping for mapping in mappings
-             if owner_tag(endpoint.container_id, mapping.protocol, mapping.host_port) in added]
+             if (mapping.family, owner_tag(endpoint.container_id, mapping.protocol, mapping.host_port)) in new]
     if not fresh:
         return
     errors = []
-    addresses = local_addresses(runner) if any(mapping.host_ip for mapping in fresh) else None
+    addresses = local_addresses(runner) if any(mapping.listen_ip for mapping in fresh) else None
     for mapping in fresh:
-        if addresses is not None and mapping.host_ip and mapping.host_ip not in addresses:
+        if addresses is not None and mapping.listen_ip and mapping.listen_ip not in addresses:
             errors.append("host IP %s of %s is not an address of this host (it has %s), so the mapping "
                           "would never match; give one of those or leave the host IP out"
                           % (mapping.host_ip, mapping.spec(), ", ".join(sorted(addresses))))
@@ -175,40 +185,63 @@ def check_reservation(runner, endpoint, mappings, plan):
 
 def read_ruleset(runner, engine, tables_besides_nat):
     """Find the iptables variant holding Docker's chains, read nat and the tables that
-    ``tables_besides_nat(nat)`` names, detect the layout -> (Iptables, {name: Table}, Layout)."""
+    ``tables_besides_nat(nat)`` names, detect the layout -> ({family: (Iptables, {name: Table})},
+    Layout). Family 6 is there when Docker writes ip6tables rules too (same variant)."""
     iptables, nat = find_docker_iptables(runner)
     tables = iptables.read(tables_besides_nat(nat))
     tables["nat"] = nat
-    return iptables, tables, detect_layout(nat, tables["filter"], engine.firewall_backend)
+    rulesets = {4: (iptables, tables)}
+    ip6tables = iptables.ipv6()
+    if runner.which(ip6tables.binary("save")):
+        # All tables at once: naming one (-t nat) would make iptables-legacy create it.
+        rc, out, err = runner.run([ip6tables.binary("save")])
+        found = parse_save(out, 6)
+        nat6 = found.get("nat", Table("nat"))
+        if rc == 0 and "DOCKER" in nat6.chains:
+            tables6 = dict((name, found.get(name, Table(name))) for name in tables_besides_nat(nat6))
+            tables6["nat"] = nat6
+            rulesets[6] = (ip6tables, tables6)
+    return rulesets, detect_layout(nat, tables["filter"], engine.firewall_backend)
 
 
-def engine_facts(engine, iptables, layout):
+def engine_facts(engine, rulesets, layout):
     """What the modules report about the engine."""
     facts = dict(version=engine.version, api_version=engine.api_version,
-                 firewall_backend=engine.firewall_backend, iptables=iptables.name)
+                 firewall_backend=engine.firewall_backend, iptables=rulesets[4][0].name, ipv6=6 in rulesets)
     facts.update(layout.describe())
     return facts
 
 
 def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False,
               check_mode=False, container_exists=lambda container_id: True, lock_path=LOCK_PATH):
-    """Bring this container's tagged rules to the desired state; return an Outcome.
+    """Bring this container's tagged rules (IPv4 and IPv6) to the desired state; return an Outcome.
 
     Raises LayoutError, ConflictError or NetfilterError, always with nothing changed.
     """
     short_id = endpoint.container_id[:12]
+    whole = whole_container(state, exclusive, mappings)
     with HostLock(lock_path):
         for attempt in range(1, ATTEMPTS + 1):
-            iptables, tables, layout = read_ruleset(
+            rulesets, layout = read_ruleset(
                 runner, engine, lambda nat: _tables_besides_nat(nat, mappings, short_id))
-            plan, desired, stale = plan_changes(tables, layout, endpoint, mappings, state,
-                                                exclusive, container_exists)
-            check_reservation(runner, endpoint, mappings if state == "present" else [], plan)
+            ipv6 = [mapping.spec() for mapping in mappings if mapping.family == 6]
+            if ipv6 and 6 not in rulesets and state == "present":
+                raise LayoutError(IPV6_OFF % ", ".join(ipv6))
+            plans, stale = {}, set()
+            for family, (iptables, tables) in sorted(rulesets.items()):
+                plans[family], desired, taken = plan_changes(
+                    tables, layout, endpoint, [mapping for mapping in mappings if mapping.family == family],
+                    state, whole, container_exists)
+                stale.update((family, tag) for tag in taken)
+            added = [rule for plan in plans.values() for rule in plan.add]
+            deleted = [rule for plan in plans.values() for rule in plan.delete]
+            check_reservation(runner, endpoint, mappings if state == "present" else [], added)
             if not check_mode:
-                _allow_loopback(runner, layout, endpoint, plan)
+                _allow_loopback(runner, layout, endpoint, added)
             try:
                 if not check_mode:
-                    apply_plan(iptables, plan, tables)
+                    apply_plans([(iptables, plans[family], tables)
+                                 for family, (iptables, tables) in sorted(rulesets.items())])
                 break
             except NetfilterError:
                 # The ruleset may have changed between read and write (dockerd at work):
@@ -216,46 +249,47 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                 if attempt == ATTEMPTS:
                     raise
 
-    removed = set(rule.same_as for rule in plan.delete)
-    before = [rule for rule in owned_rules(tables)
-              if rule.owner_tag in stale or _owner_id(rule) == short_id]
+    removed = set(rule.same_as for rule in deleted)
+    before = [rule for family, (iptables, tables) in sorted(rulesets.items()) for rule in owned_rules(tables)
+              if (family, rule.owner_tag) in stale or _owner_id(rule) == short_id]
     after = [rule for rule in before if rule.same_as not in removed]
     kept = set(rule.same_as for rule in after)
-    after += [rule for rule in plan.add if rule.same_as not in kept]
+    after += [rule for rule in added if rule.same_as not in kept]
     outcome = Outcome(
-        changed=bool(plan), engine=engine_facts(engine, iptables, layout),
-        added=[rule.text() for rule in plan.add], removed=[rule.text() for rule in plan.delete],
+        changed=bool(added or deleted), engine=engine_facts(engine, rulesets, layout),
+        added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
         mappings=current_mappings(after, short_id),
         before=before, after=after)
     if stale:
         outcome.warnings.append(
-            "took over host port(s) from removed container(s): %s" % ", ".join(sorted(stale)))
+            "took over host port(s) from removed container(s): %s"
+            % ", ".join(sorted(set(tag for family, tag in stale))))
     if not check_mode:
-        outcome.warnings.extend(_forget_udp_flows(runner, plan))
+        outcome.warnings.extend(_forget_udp_flows(runner, added))
     return outcome
 
 
-def _allow_loopback(runner, layout, endpoint, plan):
+def _allow_loopback(runner, layout, endpoint, added):
     """route_localnet on the bridge before the first loopback DNAT lands (it is never turned
     off again: Docker's own hairpin mode leaves it on, and other mappings may rely on it)."""
-    if not any(rule.chain == "OUTPUT" for rule in plan.add) or not layout.userland_proxy:
+    if not any(rule.chain == "OUTPUT" for rule in added) or not layout.userland_proxy:
         return
     error = allow_loopback_routing(runner, endpoint.bridge)
     if error:
         raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")
 
 
-def _forget_udp_flows(runner, plan):
+def _forget_udp_flows(runner, added):
     """Drop conntrack entries for newly mapped UDP host ports, as Docker does: an existing
     un-NATed flow would otherwise keep bypassing the new DNAT."""
-    ports = sorted(set(rule.value("--dport") for rule in plan.add
+    flows = sorted(set((rule.family, rule.value("--dport")) for rule in added
                        if rule.table == "nat" and rule.value("-j") == "DNAT" and rule.value("-p") == "udp"))
-    if not ports:
+    if not flows:
         return []
     if not runner.which("conntrack"):
         return ["conntrack not found: existing UDP flows to %s may bypass the new mapping until "
-                "they expire; install conntrack." % ", ".join(ports)]
-    for port in ports:
+                "they expire; install conntrack." % ", ".join(sorted(set(port for family, port in flows)))]
+    for family, port in flows:
         # rc 1 means no entry matched, which is fine.
-        runner.run(["conntrack", "-D", "-p", "udp", "--orig-port-dst", port])
+        runner.run(["conntrack", "-D", "-f", "ipv%d" % family, "-p", "udp", "--orig-port-dst", port])
     return []

@@ -50,15 +50,21 @@ options:
         C(host_ip), C(host_port), C(container_port), C(protocol) (default C(tcp)), and optionally
         C(allowed_sources) and C(local_access), which override the options of the same name for that item.
       - Ranges map port by port and must have equal lengths; the host port is always explicit.
-      - A host IP limits the mapping to that address of the host; without one, every address.
+      - A host IP limits the mapping to that address of the host; without one, every IPv4 address.
+      - An IPv6 host IP (C([::]:8080:80) for every IPv6 address, or C([2001:db8::1]:8080:80)) maps the
+        container's IPv6 address with ip6tables rules, as Docker does on an engine with C(ip6tables) on;
+        the container needs an IPv6 address on O(network). To serve both families, give both items
+        (C(8080:80) and C([::]:8080:80)). C(::1) cannot be mapped (Linux never routes it off the host).
       - Required with O(state=present). With O(state=absent) and no ports, every mapping of the container
         is removed.
     type: list
     elements: raw
   allowed_sources:
     description:
-      - IPv4 addresses or networks (CIDR) that may reach these mappings; packets from any other
+      - IPv4 and IPv6 addresses or networks (CIDR) that may reach these mappings; packets from any other
         source are dropped on the host before the container. Docker has no such option.
+      - Each mapping takes the networks of its own family; a mapping whose family has none is refused.
+        Link-local IPv6 sources (C(fe80::/10)) are refused, as Docker never forwards them.
       - Empty (the default) lets every source through, as C(docker run -p) does.
     type: list
     elements: str
@@ -71,6 +77,8 @@ options:
         local sources).
       - With the userland proxy off, Docker's own rules already do this and nothing is added.
       - A mapping on a loopback host IP (C(127.0.0.1:8080:80)) always gets loopback access.
+      - For IPv6 mappings it adds the hairpin only; the host reaches them on its own IPv6 addresses
+        through Docker's rules.
     type: bool
     default: false
   network:
@@ -112,7 +120,9 @@ notes:
   - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
   - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
     containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
-  - IPv6 mappings are not supported yet.
+  - IPv6 mappings need an engine that writes ip6tables rules (C("ip6tables": true) in C(daemon.json); on by
+    default from Docker 27, Docker 20.10 to 26 also need C("experimental": true)); otherwise they are
+    refused with that advice. Docker 28 and later also get C(! -s fe80::/10) on the DNAT, as Docker writes.
 seealso:
   - name: Docker port publishing
     description: How Docker publishes ports, engine by engine.
@@ -136,6 +146,11 @@ EXAMPLES = r"""
       - host_port: 5353
         container_port: 53
         protocol: udp
+
+- name: Port 8443 on every IPv4 and every IPv6 address (the container's network has IPv6)
+  hotport.docker.container_port_map:
+    container: web
+    ports: ["8443:443", "[::]:8443:443"]
 
 - name: Only the office network may reach the database; the host itself too, on 127.0.0.1
   hotport.docker.container_port_map:
@@ -180,6 +195,10 @@ container:
       description: The container's IPv4 address on O(network); empty for removals.
       type: str
       sample: 172.17.0.2
+    ip6:
+      description: The container's IPv6 address on O(network); empty without IPv6 and for removals.
+      type: str
+      sample: fd00:dead::2
     network:
       description: Docker network forwarded to; empty for removals.
       type: str
@@ -209,6 +228,10 @@ engine:
       description: The iptables variant that holds Docker's chains.
       type: str
       sample: iptables-nft
+    ipv6:
+      description: Whether Docker writes ip6tables rules on this engine, so that IPv6 mappings are possible.
+      type: bool
+      sample: false
     layout:
       description: V(classic) (Docker 20.10 to 27) or V(docker28) (Docker 28 and later, iptables backend).
       type: str
@@ -218,7 +241,8 @@ engine:
       type: bool
       sample: true
 rules:
-  description: Rules written and deleted by this run (or that would be, in check mode), in iptables-save syntax.
+  description: Rules written and deleted by this run (or that would be, in check mode), in iptables-save
+    syntax; ip6tables rules start with C(-6).
   returned: success
   type: dict
   contains:

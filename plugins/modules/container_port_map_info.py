@@ -80,7 +80,8 @@ mappings:
       type: str
       sample: tcp
     host_ip:
-      description: Host address the port is published on; C(0.0.0.0) for every address.
+      description: Host address the port is published on; C(0.0.0.0) for every IPv4 address, C(::) for
+        every IPv6 address (the rules of IPv6 mappings are in ip6tables).
       type: str
       sample: 0.0.0.0
     host_port:
@@ -100,7 +101,7 @@ mappings:
         when no container is found.
       type: dict
       sample: {"id": "3f2a9c1b7e4d...", "name": "web", "running": true, "network": "bridge",
-               "ip": "172.17.0.2", "bridge": "docker0"}
+               "ip": "172.17.0.2", "ip6": "", "bridge": "docker0"}
     tag:
       description: hotport's rule comment C(hotport:<container short ID>:<protocol>/<host port>); empty
         for Docker's rules.
@@ -144,7 +145,7 @@ engine:
   returned: success
   type: dict
   sample: {"version": "28.5.2", "api_version": "1.51", "firewall_backend": "iptables",
-           "iptables": "iptables-nft", "layout": "docker28", "userland_proxy": true}
+           "iptables": "iptables-nft", "ipv6": true, "layout": "docker28", "userland_proxy": true}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -186,8 +187,9 @@ def main():
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
         runner = ModuleRunner(module)
-        iptables, tables, layout = read_ruleset(runner, engine, lambda nat: ["filter", "mangle"])
-        items = inventory(tables, layout, docker_api.container_facts(client), listeners(runner))
+        rulesets, layout = read_ruleset(runner, engine, lambda nat: ["filter", "mangle"])
+        items = inventory(dict((family, tables) for family, (iptables, tables) in rulesets.items()),
+                          layout, docker_api.container_facts(client), listeners(runner))
     except (docker_api.ResolveError, LayoutError, NetfilterError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
@@ -195,7 +197,7 @@ def main():
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],
-        engine=engine_facts(engine, iptables, layout))
+        engine=engine_facts(engine, rulesets, layout))
 
 
 if __name__ == "__main__":

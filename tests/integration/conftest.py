@@ -18,16 +18,18 @@ VARIANTS = ("nft", "legacy")
 LAYOUT_RULESETS = ("classic", "docker28", "docker28-noproxy")
 ENGINE = EngineInfo("test", "test", "iptables")
 HOST_ADDRESS = "198.18.0.1"
+HOST_ADDRESS6 = "2001:db8:1::1"
 
 
-def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="docker0"):
-    return Endpoint(container_id, "web", ip, "bridge", bridge)
+def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="docker0", ip6="fd00:aa::2"):
+    return Endpoint(container_id, "web", ip, "bridge", bridge, ip6)
 
 
 class Host:
-    """One namespace: its runner, and iptables-save of the whole ruleset."""
+    """One namespace: its runner, and iptables-save of the whole ruleset. With ``ipv6``, Docker's
+    ip6tables chains too (an engine with ip6tables on)."""
 
-    def __init__(self, variant, ruleset):
+    def __init__(self, variant, ruleset, ipv6=True):
         if os.geteuid() != 0 or not shutil.which("ip"):
             pytest.skip("needs root and iproute2 to create network namespaces")
         if not shutil.which("iptables-%s-restore" % variant):
@@ -41,10 +43,14 @@ class Host:
         for command in (["link", "set", "lo", "up"],
                         ["link", "add", "eth0", "type", "bridge"],
                         ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
+                        ["addr", "add", HOST_ADDRESS6 + "/64", "dev", "eth0", "nodad"],
                         ["link", "add", "docker0", "type", "bridge"],
-                        ["addr", "add", "172.17.0.1/16", "dev", "docker0"]):
+                        ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
+                        ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]):
             subprocess.run(["ip", "-n", self.name] + command, check=True)
         self.restore(open(os.path.join(RULESETS, ruleset + ".rules")).read(), noflush=False)
+        if ipv6:
+            self.run("ip6tables-%s-restore" % variant, data=open(os.path.join(RULESETS, ruleset + ".v6.rules")).read())
 
     def run(self, *argv, **kwargs):
         return subprocess.run(["ip", "netns", "exec", self.name] + list(argv), capture_output=True,
@@ -58,8 +64,13 @@ class Host:
         return self.run("iptables-" + self.variant, *args)
 
     def save(self):
-        """Every table, as iptables-save prints it, without the timestamp comments."""
-        return strip_save_comments(self.run("iptables-%s-save" % self.variant).stdout)
+        """Every table of both families, as iptables-save and ip6tables-save print them, without
+        the timestamp comments."""
+        return strip_save_comments(self.run("iptables-%s-save" % self.variant).stdout
+                                   + self.run("ip6tables-%s-save" % self.variant).stdout)
+
+    def save6(self):
+        return strip_save_comments(self.run("ip6tables-%s-save" % self.variant).stdout)
 
     def tagged(self):
         return [line for line in self.save().splitlines() if "hotport:" in line]
@@ -86,5 +97,12 @@ def classic_host(request):
 @pytest.fixture(params=VARIANTS)
 def docker28_host(request):
     made = Host(request.param, "docker28")
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=VARIANTS)
+def v4_only_host(request):
+    made = Host(request.param, "classic", ipv6=False)
     yield made
     made.close()

@@ -15,7 +15,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
 
 from ..conftest import BUILD
-from .conftest import ENGINE, Host, endpoint
+from .conftest import ENGINE, HOST_ADDRESS6, Host, endpoint
 
 XTABLES_LOCK = "/run/xtables.lock"
 
@@ -357,3 +357,87 @@ def test_held_xtables_lock_is_waited_for(tmp_path, apply):
         holder.wait()
     finally:
         made.close()
+
+
+def ours_as_docker(lines, tag, our_port, docker_port):
+    """Our tagged lines without the tag and with our host port written as Docker's."""
+    return set(line.replace(" -m comment --comment \"%s\"" % tag, "").replace("--dport %d " % our_port,
+                                                                         "--dport %d " % docker_port)
+               for line in lines if tag in line)
+
+
+def test_ipv6_mapping_is_what_docker_writes_for_the_same_port(host, apply):
+    """Differential: our [::]:9444:443 for Docker's own v6 container, untagged and renumbered,
+    equals the ip6tables rules Docker wrote for its -p 9443:443 (fe80 exclusion on 28 included)."""
+    pristine = host.save()
+    twin = endpoint(ip="172.17.0.9", ip6="fd00:aa::9", container_id="beefbeefbeef" + "0" * 52)
+    outcome = apply(host, ["[::]:9444:443"], ep=twin)
+    docker = set(line for line in host.save6().splitlines() if "9443" in line or "fd00:aa::9/128" in line)
+    docker = set(line for line in docker if "hotport:" not in line)
+    assert ours_as_docker(host.save6().splitlines(), "hotport:beefbeefbeef:tcp/9444", 9444, 9443) == docker
+    assert outcome.engine["ipv6"] and outcome.mappings[0]["host_ip"] == "::"
+    assert all(text.startswith("-6 -t ") for text in outcome.added)
+    assert not [line for line in host.tagged() if "hotport:" in line and "fd00" not in line]  # nothing in iptables
+    assert not apply(host, ["[::]:9444:443"], ep=twin).changed
+    apply(host, [], ep=twin, state="absent")
+    assert host.save() == pristine
+
+
+def test_ipv6_beside_ipv4_with_sources_and_hairpin(host, apply):
+    """One host port in both families, each with its own sources; local_access is the hairpin
+    (no ::1) in IPv6. Re-run no-op, removing the IPv4 one keeps the IPv6 one, removal leaves no trace."""
+    pristine = host.save()
+    ports = ["8080:80", "[::]:8080:80", "[%s]:8081:81/udp" % HOST_ADDRESS6]
+    outcome = apply(host, ports, sources=["10.0.0.0/8", "2001:db8::/32"], local=True)
+    v6 = [line for line in host.save6().splitlines() if "hotport:" in line]
+    proxy = host.ruleset != "docker28-noproxy"
+    assert [line for line in v6 if line.startswith("-A INPUT -p tcp -m tcp --dport 8080")][0].endswith("-j DROP")
+    assert [line for line in v6 if line.startswith("-A INPUT -d %s/128 -p udp" % HOST_ADDRESS6)]
+    assert not [line for line in v6 if "-A OUTPUT" in line or "10.0.0.0/8" in line or "fe80" in line]
+    assert bool([line for line in v6 if line.startswith("-A DOCKER -s 2001:db8::/32 -i docker0")]) == proxy
+    assert [item["allowed_sources"] for item in outcome.mappings if item["host_port"] == 8080] == [
+        ["10.0.0.0/8"], ["2001:db8::/32"]]
+    assert not apply(host, ports, sources=["2001:db8::/32", "10.0.0.0/8"], local=True).changed
+    removed = apply(host, ["8080:80"], state="absent")
+    assert removed.removed and not [text for text in removed.removed if text.startswith("-6 ")]
+    assert [(item["host_ip"], item["host_port"]) for item in removed.mappings] == [
+        ("::", 8080), (HOST_ADDRESS6, 8081)]
+    apply(host, [], state="absent")
+    assert host.save() == pristine
+
+
+def test_ipv6_port_published_by_docker_is_refused_in_its_family_only(host, apply):
+    pristine = host.save()
+    with pytest.raises(ConflictError, match="already published by Docker"):
+        apply(host, ["[::]:9443:80"])
+    assert host.save() == pristine
+    assert apply(host, ["9443:80"]).changed  # Docker published 9443 in IPv6 only here
+
+
+def test_ipv6_needs_docker_ip6tables_and_an_address_on_the_host(v4_only_host, host, apply):
+    pristine = v4_only_host.save()
+    with pytest.raises(LayoutError, match='"ip6tables": true'):
+        apply(v4_only_host, ["8080:80", "[::]:8080:80"])
+    assert v4_only_host.save() == pristine
+    assert not apply(v4_only_host, ["[::]:8080:80"], state="absent").changed
+    with pytest.raises(ConflictError, match="2001:db8:9::1 of"):
+        apply(host, ["[2001:db8:9::1]:8080:80"])
+
+
+def test_ipv6_failure_rolls_back_the_ipv4_changes_of_the_run(classic_host, apply, tmp_path):
+    """Both families or neither: ip6tables-restore fails after IPv4 was committed."""
+    pristine = classic_host.save()
+
+    class FailingIp6Runner:
+        def which(self, name):
+            return classic_host.runner.which(name)
+
+        def run(self, argv, data=None):
+            if argv[0].startswith("ip6tables-") and argv[0].endswith("-restore"):
+                return 1, "", "ip6tables-restore: line 2 failed"
+            return classic_host.runner.run(argv, data)
+
+    with pytest.raises(NetfilterError, match="iptables-%s: a partial commit was rolled back" % classic_host.variant):
+        reconcile(FailingIp6Runner(), endpoint(), ENGINE, parse_ports(["8080:80", "[::]:8080:80"]),
+                  lock_path=str(tmp_path / "lock"))
+    assert classic_host.save() == pristine

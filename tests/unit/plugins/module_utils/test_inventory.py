@@ -16,7 +16,7 @@ def listing(rules, containers, layout=Layout()):
     tables = parse_save(EMPTY)
     for rule in rules:
         tables[rule.table].chains.setdefault(rule.chain, []).append(rule)
-    return inventory(tables, layout, containers)
+    return inventory({4: tables}, layout, containers)
 
 
 def ours(port=8080, endpoint=WEB):

@@ -38,6 +38,41 @@ def test_docker28_inserts_accept_and_skips_masquerade_with_proxy():
     assert "!" not in no_proxy[0].args and no_proxy[2].chain == "POSTROUTING"
 
 
+WEB6 = Endpoint("0123456789abcdef" * 4, "web", "172.30.0.2", "v6net", "br-e7f865dc00ae", "fd00:aa::2")
+TAG6 = "-m comment --comment hotport:0123456789ab:tcp/9091"
+
+
+def test_ipv6_render_matches_what_docker_writes():
+    """As Docker 20.10 and 28.5 wrote `-p [::]:9091:80` (ip6tables-save, tag added)."""
+    classic = Layout().render(PortMapping("tcp", 9091, 80, "::"), WEB6)
+    assert set(rule.family for rule in classic) == {6}
+    assert lines(classic) == [
+        ("nat", "-A DOCKER ! -i br-e7f865dc00ae -p tcp -m tcp --dport 9091 %s "
+                "-j DNAT --to-destination [fd00:aa::2]:80" % TAG6),
+        ("filter", "-A DOCKER -d fd00:aa::2/128 ! -i br-e7f865dc00ae -o br-e7f865dc00ae -p tcp -m tcp --dport 80 "
+                   "%s -j ACCEPT" % TAG6),
+        ("nat", "-A POSTROUTING -s fd00:aa::2/128 -d fd00:aa::2/128 -p tcp -m tcp --dport 80 %s -j MASQUERADE" % TAG6),
+    ]
+    docker28 = Docker28Layout().render(PortMapping("tcp", 9091, 80, "2001:db8::1"), WEB6)
+    assert lines(docker28) == [
+        ("nat", "-A DOCKER ! -s fe80::/10 -d 2001:db8::1/128 ! -i br-e7f865dc00ae -p tcp -m tcp --dport 9091 %s "
+                "-j DNAT --to-destination [fd00:aa::2]:80" % TAG6),
+        ("filter", "-I DOCKER 1 -d fd00:aa::2/128 ! -i br-e7f865dc00ae -o br-e7f865dc00ae -p tcp -m tcp --dport 80 "
+                   "%s -j ACCEPT" % TAG6),
+    ]
+    assert docker28[0].text().startswith("-6 -t nat -A DOCKER ! -s fe80::/10")
+
+
+def test_ipv6_sources_replace_the_link_local_exclusion_and_local_access_is_hairpin_only():
+    mapping = PortMapping("tcp", 9091, 80, "::", ("2001:db8::/32",), local_access=True)
+    rules = Docker28Layout().render(mapping, WEB6)
+    assert [(rule.table, rule.chain, rule.value("-s"), rule.value("-i")) for rule in rules] == [
+        ("nat", "DOCKER", "2001:db8::/32", None), ("filter", "DOCKER", "2001:db8::/32", None),
+        ("nat", "POSTROUTING", "fd00:aa::2/128", None), ("filter", "INPUT", None, None),
+        ("nat", "DOCKER", "2001:db8::/32", "br-e7f865dc00ae")]
+    assert "fe80::/10" not in " ".join(rule.line() for rule in rules)
+
+
 def test_sctp_checksum_only_on_classic():
     assert [r.table for r in Layout().render(PortMapping("sctp", 3868, 3868), WEB)][-1] == "mangle"
     assert "mangle" not in [r.table for r in Docker28Layout().render(PortMapping("sctp", 1, 1), WEB)]

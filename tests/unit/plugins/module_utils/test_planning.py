@@ -6,7 +6,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layo
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan, Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import (
-    ConflictError, current_mappings, plan_changes)
+    ConflictError, current_mappings, plan_changes, whole_container)
 
 WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
 EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"
@@ -20,7 +20,8 @@ def tables_with(rules):
 
 
 def plan(tables, mappings, state="present", exclusive=False, exists=True, endpoint=WEB):
-    return plan_changes(tables, Layout(), endpoint, mappings, state, exclusive, lambda cid: exists)
+    return plan_changes(tables, Layout(), endpoint, mappings, state, whole_container(state, exclusive, mappings),
+                        lambda cid: exists)
 
 
 def test_empty_ruleset_adds_everything_and_restore_text_groups_by_table():

@@ -18,6 +18,10 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import (
      [PortMapping("tcp", 80, 8080, "10.1.2.3"), PortMapping("tcp", 81, 8081, "10.1.2.3")]),
     ({"host_port": 80, "container_port": 8080, "allowed_sources": "10.0.0.0/8, 192.0.2.7", "local_access": "yes"},
      [PortMapping("tcp", 80, 8080, "", ("10.0.0.0/8", "192.0.2.7/32"), True)]),
+    ("[::]:8080:80", [PortMapping("tcp", 8080, 80, "::")]),
+    ("[2001:DB8:0::1]:53:53/udp", [PortMapping("udp", 53, 53, "2001:db8::1")]),
+    ({"host_ip": "::", "host_port": 80, "container_port": 80, "allowed_sources": ["10.0.0.0/8", "2001:db8::7"]},
+     [PortMapping("tcp", 80, 80, "::", ("2001:db8::7/128",))]),
 ])
 def test_valid_specs(spec, expected):
     if expected is None:
@@ -36,7 +40,9 @@ def test_valid_specs(spec, expected):
     ("8000-8002:80", "must be the same length"),
     ("8080:80/icmp", "unknown protocol"),
     ("web:8080:80", "not an IP address"),
-    ("[::1]:8080:80", "IPv6 host address"),
+    ("[::1]:8080:80", "::1 cannot be forwarded"),
+    ("[::ffff:10.0.0.1]:8080:80", "write the IPv4 address 10.0.0.1"),
+    ("[::]8080:80", "must be written"),
     ("1:2:3:4", "too many ':'"),
     ("8080:http", "not a port number"),
     ("8080;rm -rf /:80", "character"),
@@ -47,8 +53,10 @@ def test_valid_specs(spec, expected):
     (["8080:80"], "a port is a string"),
     (True, "a port is a string"),
     ({"host_port": 1, "container_port": 1, "allowed_sources": ["10.0.0.1/8"]}, "host bits set; write the network, 10.0.0.0/8"),
-    ({"host_port": 1, "container_port": 1, "allowed_sources": ["office"]}, "not an IPv4 address or network"),
-    ({"host_port": 1, "container_port": 1, "allowed_sources": ["2001:db8::/32"]}, "is IPv6"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": ["office"]}, "not an IP address or network"),
+    ({"host_port": 1, "container_port": 1, "allowed_sources": ["2001:db8::/32"]}, "lists no IPv4 network"),
+    ({"host_ip": "::", "host_port": 1, "container_port": 1, "allowed_sources": ["10.0.0.0/8"]}, "lists no IPv6 network"),
+    ({"host_ip": "::", "host_port": 1, "container_port": 1, "allowed_sources": ["fe80::/64"]}, "link-local"),
     ({"host_port": 1, "container_port": 1, "allowed_sources": 10}, "is a list of networks"),
     ({"host_port": 1, "container_port": 1, "local_access": "maybe"}, "true or false"),
 ])
@@ -64,12 +72,18 @@ def test_duplicates_collapse_and_conflicts_are_refused():
     with pytest.raises(PortSpecError, match="both claim"):
         parse_ports(["8080:80", "127.0.0.1:8080:80"])
     assert len(parse_ports(["127.0.0.1:8080:80", "10.0.0.1:8080:80", "8080:80/udp"])) == 3
+    # One host port in both families is two mappings, as Docker publishes it.
+    assert [m.family for m in parse_ports(["8080:80", "[::]:8080:80"])] == [4, 6]
+    with pytest.raises(PortSpecError, match="both claim"):
+        parse_ports(["[::]:8080:80", "[2001:db8::1]:8080:80"])
 
 
 @pytest.mark.parametrize("mapping", [
     PortMapping("udp", 5353, 53, "127.0.0.1", local_access=True),
     PortMapping("tcp", 8080, 80),
     PortMapping("tcp", 8080, 80, "10.1.2.3", ("10.0.0.0/8",), True),
+    PortMapping("tcp", 8080, 80, "::"),
+    PortMapping("tcp", 8080, 80, "2001:db8::1", ("2001:db8::/32",), True),
 ])
 def test_request_round_trips(mapping):
     assert parse_port_item(mapping.as_request()) == [mapping]
