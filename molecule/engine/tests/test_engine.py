@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from probes import PAYLOAD, container_ip, dind_address, tcp_get, udp_ask  # noqa: E402
 
-SAVED = "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # comparable: no dates, no counters
+SAVED = "(iptables-save; ip6tables-save) | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
 
 
@@ -27,10 +27,10 @@ def engine_major(host):
     return int(host.check_output("docker version --format '{{.Server.Version}}'").split(".")[0])
 
 
-def ruleset(host):
-    """[(table, rule line)] of the whole ruleset in the DinD host."""
+def ruleset(host, command="iptables-save"):
+    """[(table, rule line)] of the whole ruleset in the DinD host (ip6tables-save: the IPv6 one)."""
     rules, table = [], None
-    for line in host.check_output("iptables-save").splitlines():
+    for line in host.check_output(command).splitlines():
         if line.startswith("*"):
             table = line[1:]
         elif line.startswith("-A "):
@@ -77,7 +77,7 @@ def normalised(rules, ip, host_ports):
     """Rules of one container with its address, its host ports and our tag abstracted."""
     found = []
     for table, line in rules:
-        if not re.search(re.escape(ip) + r"[/:]", line):
+        if not re.search(re.escape(ip) + r"[/:\]]", line):
             continue
         line = TAG_RE.sub("", line).replace(ip, "CIP")
         for port, name in host_ports.items():
@@ -144,6 +144,81 @@ def test_reserved_port_and_foreign_host_ip_are_refused_with_nothing_changed(host
         assert host.check_output(SAVED) == before
     finally:
         host.run("docker rm -f squatter")
+
+
+# From the IPv6 client namespace (fd99::2) to the host's fd99::1: TCP GET / or one UDP datagram.
+PROBE6 = """
+import socket, sys
+kind, port = sys.argv[1], int(sys.argv[2])
+try:
+    if kind == "tcp":
+        with socket.create_connection(("fd99::1", port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+            data = b"".join(iter(lambda: conn.recv(4096), b""))
+            print(data.decode().partition("\\r\\n\\r\\n")[2].strip())
+    else:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            for dummy in range(3):
+                sock.sendto(b"probe\\n", ("fd99::1", port))
+                try:
+                    print(sock.recv(4096).decode().strip())
+                    break
+                except OSError:
+                    continue
+except OSError:
+    pass
+"""
+
+
+def ask6(host, port, kind="tcp"):
+    """Answer through the host's IPv6 address from outside, or None."""
+    answer = host.check_output("ip netns exec hp-client6 python3 -c '%s' %s %d" % (PROBE6, kind, port))
+    return answer or None
+
+
+def container_ip6(host, name, network="hp-net6"):
+    return host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s\").GlobalIPv6Address}}' %s" % (network, name))
+
+
+def test_ipv6_differential_against_docker_run_p(host):
+    """Docker published 9190 and 9153/udp in both families; hotport's twin must have the same
+    rules in ip6tables (fe80 exclusion on 28) and in iptables, and answer the same."""
+    for command, address in (("ip6tables-save", container_ip6), ("iptables-save", container_ip)):
+        rules = ruleset(host, command)
+        docker_side = normalised(rules, address(host, "twin6-docker", "hp-net6"), {9190: "HTCP", 9153: "HUDP"})
+        hotport_side = normalised(rules, address(host, "twin6-hotport", "hp-net6"), {9191: "HTCP", 9154: "HUDP"})
+        assert docker_side and hotport_side == docker_side, command
+    assert ask6(host, 9190) == ask6(host, 9191) == PAYLOAD
+    assert ask6(host, 9153, "udp") == ask6(host, 9154, "udp") == PAYLOAD
+    assert tcp_get(dind_address(host), 9191) == PAYLOAD
+    assert hotport(host, container="twin6-hotport", ports=["[::]:9191:80"])["engine"]["ipv6"] is True
+
+
+def test_ipv6_allowed_sources_and_hairpin(host):
+    admitted = hotport(host, container="twin6-hotport", ports=["[::]:9192:80"], allowed_sources=["fd99::/64"])
+    assert admitted.get("changed"), admitted
+    assert ask6(host, 9192) == PAYLOAD
+    hotport(host, container="twin6-hotport", ports=["[::]:9192:80"], allowed_sources=["2001:db8:ffff::/48"])
+    assert ask6(host, 9192) is None
+    hairpin = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i twin6-docker /bin/socat -T3 - TCP6:[fd99::1]:9193")
+    hotport(host, container="twin6-hotport", ports=["[::]:9193:80"])
+    assert PAYLOAD not in host.run(hairpin).stdout  # Docker's -i BRIDGE RETURN: no hairpin without the option
+    local = hotport(host, container="twin6-hotport", ports=["[::]:9193:80"], local_access=True)
+    assert local.get("changed"), local
+    assert host.check_output(hairpin).splitlines()[-1] == PAYLOAD
+
+
+def test_ipv6_refusals_change_nothing(host):
+    before = host.check_output(SAVED)
+    v4_only = hotport(host, container="web", ports=["[::]:9194:80"])
+    assert "has no IPv6 address" in v4_only.get("msg", ""), v4_only
+    taken = hotport(host, container="twin6-hotport", ports=["[::]:9190:80"])
+    assert "already published by Docker" in taken.get("msg", ""), taken
+    loopback = hotport(host, container="twin6-hotport", ports=["[::1]:9194:80"])
+    assert "::1 cannot be forwarded" in loopback.get("msg", ""), loopback
+    assert host.check_output(SAVED) == before
 
 
 def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
