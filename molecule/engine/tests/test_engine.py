@@ -194,6 +194,10 @@ def test_ipv6_differential_against_docker_run_p(host):
     assert ask6(host, 9153, "udp") == ask6(host, 9154, "udp") == PAYLOAD
     assert tcp_get(dind_address(host), 9191) == PAYLOAD
     assert hotport(host, container="twin6-hotport", ports=["[::]:9191:80"])["engine"]["ipv6"] is True
+    info = host.ansible("hotport.docker.container_port_map_info", "container=twin6-hotport", check=False)
+    listed = [(item["host_ip"], item["stale"], item["complete"], item["clashes_with"])
+              for item in info["mappings"] if item["host_port"] == 9191]
+    assert sorted(listed) == [("0.0.0.0", False, True, []), ("::", False, True, [])], info
 
 
 def test_ipv6_allowed_sources_and_hairpin(host):

@@ -56,3 +56,23 @@ def test_one_host_port_with_two_owners_is_a_clash():
     assert by_owner["hotport"]["clashes_with"] == ["docker:other"]
     assert by_owner["docker"]["clashes_with"] == ["hotport:%s:tcp/8080" % ("a" * 12)]
     assert listing(ours(), [facts(WEB)])[0]["clashes_with"] == []
+
+
+def test_ipv6_items_and_clashes_stay_within_their_family():
+    web6 = Endpoint(WEB.container_id, "web", "172.17.0.2", "bridge", "docker0", "fd00:aa::2")
+    ours6 = Layout().render(PortMapping("tcp", 8080, 80, "::"), web6)
+    docker_8080 = Rule("nat", "DOCKER", DOCKER_P.args[:7] + ("--dport", "8080") + DOCKER_P.args[9:])
+    docker6_8080 = Rule("nat", "DOCKER", docker_8080.args[:-1] + ("[fd00:aa::5]:80",), family=6)
+    v6 = parse_save(EMPTY, 6)
+    for rule in ours6:
+        v6[rule.table].chains.setdefault(rule.chain, []).append(rule)
+    v4 = parse_save(EMPTY)
+    v4["nat"].chains["DOCKER"].append(docker_8080)
+    containers = [ContainerFacts(web6.container_id, "web", True, (web6,)), facts(OTHER)]
+    items = inventory({4: v4, 6: v6}, Layout(), containers)
+    assert [(i["owner"], i["host_ip"], i["container"]["name"], i["complete"], i["clashes_with"]) for i in items] == [
+        ("docker", "0.0.0.0", "other", True, []), ("hotport", "::", "web", True, [])]
+    v6["nat"].chains["DOCKER"].append(docker6_8080)
+    clashing = inventory({4: v4, 6: v6}, Layout(), containers)
+    assert [i["clashes_with"] for i in clashing if i["host_ip"] == "::"] == [
+        ["hotport:%s:tcp/8080" % ("a" * 12)], ["docker:fd00:aa::5"]]
