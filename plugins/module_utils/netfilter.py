@@ -300,6 +300,8 @@ def apply_plans(steps):
                 raise NetfilterError("%s Earlier changes of this run: %s." % (exc, "; ".join(undone)))
             raise
         done.append((iptables, plan, before))
+
+
 class HostLock:
     """Serialise hotport runs on one host: read, plan and apply must not interleave."""
 

@@ -120,8 +120,8 @@ notes:
   - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
   - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
     containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
-  - IPv6 mappings need an engine that writes ip6tables rules (C("ip6tables": true) in C(daemon.json); on by
-    default from Docker 27, Docker 20.10 to 26 also need C("experimental": true)); otherwise they are
+  - IPv6 mappings need an engine that writes ip6tables rules (C(ip6tables) set to true in C(daemon.json), the
+    default from Docker 27; Docker 20.10 to 26 also need C(experimental) set to true); otherwise they are
     refused with that advice. Docker 28 and later also get C(! -s fe80::/10) on the DNAT, as Docker writes.
 seealso:
   - name: Docker port publishing

@@ -361,9 +361,8 @@ def test_held_xtables_lock_is_waited_for(tmp_path, apply):
 
 def ours_as_docker(lines, tag, our_port, docker_port):
     """Our tagged lines without the tag and with our host port written as Docker's."""
-    return set(line.replace(" -m comment --comment \"%s\"" % tag, "").replace("--dport %d " % our_port,
-                                                                         "--dport %d " % docker_port)
-               for line in lines if tag in line)
+    untagged = (line.replace(" -m comment --comment \"%s\"" % tag, "") for line in lines if tag in line)
+    return set(line.replace("--dport %d " % our_port, "--dport %d " % docker_port) for line in untagged)
 
 
 def test_ipv6_mapping_is_what_docker_writes_for_the_same_port(host, apply):
