@@ -152,7 +152,7 @@ def _tables_besides_nat(nat, mappings, short_id):
 
 def current_mappings(rules, short_id):
     """Mappings of a container as its tagged rules (of both families) say -> list of dicts."""
-    found = [mapping for (family, tag), mapping in live_mappings(rules).items()
+    found = [mapping for (dummy, tag), mapping in live_mappings(rules).items()
              if parse_owner_tag(tag)[0] == short_id]
     return [mapping.as_dict() for mapping in sorted(found)]
 
@@ -229,7 +229,7 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                 raise LayoutError(IPV6_OFF % ", ".join(ipv6))
             plans, stale = {}, set()
             for family, (iptables, tables) in sorted(rulesets.items()):
-                plans[family], desired, taken = plan_changes(
+                plans[family], dummy, taken = plan_changes(
                     tables, layout, endpoint, [mapping for mapping in mappings if mapping.family == family],
                     state, whole, container_exists)
                 stale.update((family, tag) for tag in taken)
