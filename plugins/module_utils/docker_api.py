@@ -43,6 +43,10 @@ class Endpoint:
     bridge: str
     ip6: str = ""
 
+    def address(self, family):
+        """The container's address of family 4 or 6 ('' when it has none)."""
+        return self.ip6 if family == 6 else self.ip
+
     def as_dict(self):
         result = asdict(self)
         result["id"] = result.pop("container_id")

@@ -25,10 +25,6 @@ def _container_view(endpoint, running):
             "network": endpoint.network, "ip": endpoint.ip, "ip6": endpoint.ip6, "bridge": endpoint.bridge}
 
 
-def _address(endpoint, family):
-    return endpoint.ip6 if family == 6 else endpoint.ip
-
-
 def _hotport_status(tag, family, ip, containers, present_rules, layout, mapping):
     """(container view or None, stale reason or '', complete) of one of our mappings."""
     matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
@@ -38,10 +34,10 @@ def _hotport_status(tag, family, ip, containers, present_rules, layout, mapping)
     placeholder = _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
     if not facts.running:
         return placeholder, "container stopped", False
-    at = [endpoint for endpoint in facts.endpoints if _address(endpoint, family) == ip]
+    at = [endpoint for endpoint in facts.endpoints if endpoint.address(family) == ip]
     if not at:
-        now = ", ".join("%s on %s" % (_address(endpoint, family), endpoint.network)
-                        for endpoint in facts.endpoints if _address(endpoint, family))
+        now = ", ".join("%s on %s" % (endpoint.address(family), endpoint.network)
+                        for endpoint in facts.endpoints if endpoint.address(family))
         return placeholder, "address changed (container now at %s)" % (now or "no address"), False
     wanted = layout.render(mapping, at[0])
     complete = all(rule.same_as in present_rules for rule in wanted)
@@ -64,8 +60,8 @@ def _published(family, tables, layout, containers, sockets):
     present_rules = set(rule.same_as for table in tables.values()
                         for rules in table.chains.values() for rule in rules)
     ours = live_mappings(owned_rules(tables))
-    by_ip = dict((_address(endpoint, family), (endpoint, facts.running))
-                 for facts in containers for endpoint in facts.endpoints if _address(endpoint, family))
+    by_ip = dict((endpoint.address(family), (endpoint, facts.running))
+                 for facts in containers for endpoint in facts.endpoints if endpoint.address(family))
     found = []
     for rule, protocol, host_ip, first, last in host_port_claims(tables["nat"]):
         ip, container_port = dnat_destination(rule)
@@ -96,9 +92,10 @@ def _overlap(one, other):
     """Same protocol and port, and the same address or every address of that family."""
     if one["protocol"] != other["protocol"] or one["host_port"] != other["host_port"]:
         return False
-    if (":" in one["host_ip"]) != (":" in other["host_ip"]):
+    family = 6 if ":" in one["host_ip"] else 4
+    if family != (6 if ":" in other["host_ip"] else 4):
         return False
-    return one["host_ip"] == other["host_ip"] or bool(set(ANY_ADDRESS.values()) & set((one["host_ip"], other["host_ip"])))
+    return one["host_ip"] == other["host_ip"] or ANY_ADDRESS[family] in (one["host_ip"], other["host_ip"])
 
 
 def _owner_name(item):

@@ -56,7 +56,7 @@ class Layout:
         userland-proxy=false.
         """
         family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
-        ip, host_bits = (endpoint.ip6, "/128") if family == 6 else (endpoint.ip, "/32")
+        ip, host_bits = endpoint.address(family), "/128" if family == 6 else "/32"
 
         def rule(table, chain, args, position=0):
             return Rule(table, chain, args, position, family)
