@@ -16,6 +16,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import clashin
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
     dnat_destination, host_port_claims, live_mappings, parse_owner_tag)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
+from ansible_collections.hotport.docker.plugins.module_utils.ports import address_family
 
 ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}
 
@@ -92,8 +93,8 @@ def _overlap(one, other):
     """Same protocol and port, and the same address or every address of that family."""
     if one["protocol"] != other["protocol"] or one["host_port"] != other["host_port"]:
         return False
-    family = 6 if ":" in one["host_ip"] else 4
-    if family != (6 if ":" in other["host_ip"] else 4):
+    family = address_family(one["host_ip"])
+    if family != address_family(other["host_ip"]):
         return False
     return one["host_ip"] == other["host_ip"] or ANY_ADDRESS[family] in (one["host_ip"], other["host_ip"])
 

@@ -43,7 +43,7 @@ class PortMapping:
     @property
     def family(self):
         """4 or 6: which of iptables and ip6tables holds the mapping's rules."""
-        return 6 if ":" in self.host_ip else 4
+        return address_family(self.host_ip)
 
     @property
     def key(self):
@@ -84,6 +84,11 @@ class PortMapping:
         if self.host_ip:
             item["host_ip"] = self.host_ip
         return item
+
+
+def address_family(text):
+    """4 or 6 for an address or network text (an empty one, 'every IPv4 address', is 4)."""
+    return 6 if ":" in text else 4
 
 
 def _is_loopback(host_ip):
@@ -190,7 +195,7 @@ def ordered_sources(networks):
 def _sources_of_family(sources, family, item):
     """The allowed sources a mapping of ``family`` takes; none of its family is an error (the
     mapping would be closed to everyone)."""
-    mine = tuple(source for source in sources if (":" in source) == (family == 6))
+    mine = tuple(source for source in sources if address_family(source) == family)
     if sources and not mine:
         raise PortSpecError(
             "%r: allowed_sources lists no IPv%d network (%s), so this IPv%d mapping would admit no one; "
@@ -290,7 +295,7 @@ def parse_port_item(item, allowed_sources=(), local_access=False):
     offset = cont_first - host_first
     if _is_loopback(host_ip):
         local = True  # a loopback host address is reached from the host only
-    sources = _sources_of_family(sources, 6 if ":" in host_ip else 4, item)
+    sources = _sources_of_family(sources, address_family(host_ip), item)
     return [PortMapping(protocol, port, port + offset, host_ip, sources, local)
             for port in range(host_first, host_last + 1)]
 
