@@ -7,6 +7,10 @@ import time
 
 ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
+# What a closed port looks like to a client: refused, reset, or silence (a DROP). Any other
+# error (no route, a bad address) is the probe's own failure and raises, so that a broken
+# probe cannot pass for a closed port.
+CLOSED = (ConnectionRefusedError, ConnectionResetError, socket.timeout)
 
 
 def dind_address(host):
@@ -22,7 +26,7 @@ def container_ip(host, name, network="bridge"):
 
 
 def tcp_get(address, port):
-    """Body of GET / at address:port, or None when nothing answers."""
+    """Body of GET / at address:port, or None when the port is closed (see CLOSED)."""
     try:
         with socket.create_connection((address, port), timeout=3) as conn:
             conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -32,7 +36,7 @@ def tcp_get(address, port):
                 if not chunk:
                     break
                 data += chunk
-    except OSError:
+    except CLOSED:
         return None
     return data.decode(errors="replace").partition("\r\n\r\n")[2].strip()
 
@@ -46,7 +50,7 @@ def udp_ask(address, port, tries=3):
             sock.sendto(b"probe\n", (address, port))
             try:
                 return sock.recv(4096).decode().strip()
-            except OSError:
+            except CLOSED:
                 continue
     return None
 
@@ -77,3 +81,31 @@ def restart_dockerd(host):
         return host.run("docker info -f '{{.ID}}'").rc == 0 and host.run("pidof dockerd").stdout.strip() != old
 
     assert eventually(back, True, timeout=30), "dockerd did not come back"
+
+
+# Lists the PIDs of `hotport-reconcile watch`: the launcher runs `python3 -c CODE LIB watch ...`,
+# where CODE imports the reconciler. Arguments are compared one by one, so unlike `pgrep -f` the
+# probe (whose own command line holds these words in one argument) cannot match itself.
+FIND_RECONCILER = """
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        argv = open("/proc/%s/cmdline" % pid, "rb").read().decode().split("\\0")
+    except OSError:
+        continue
+    code = [index for index, arg in enumerate(argv) if "module_utils.reconciler import main" in arg]
+    if code and "watch" in argv[code[0] + 1:]:
+        print(pid)
+"""
+
+
+def reconciler_pids(host):
+    """PIDs of the running `hotport-reconcile watch` processes on the host."""
+    return host.check_output("python3 -c '%s'" % FIND_RECONCILER).split()
+
+
+def reconciler_log(host):
+    """Everything the reconciler logged (its journal under systemd, else the supervisor's log)."""
+    if uses_systemd(host):
+        return host.check_output("journalctl -u hotport-reconcile -o cat --no-pager")
+    return host.check_output("cat /var/log/hotport-reconcile.log")

@@ -29,8 +29,10 @@ def docker(*args, check=True):
 
 
 def ruleset():
-    """The host's whole ruleset, without timestamps and packet counters."""
-    text = sh("iptables-save").stdout + sh("iptables-legacy-save", check=False).stdout
+    """The host's whole ruleset of both families (nft and legacy), without timestamps and
+    packet counters."""
+    text = "".join(sh(command).stdout for command in
+                   ("iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save"))
     return re.sub(r"\[\d+:\d+\]", "", strip_save_comments(text))
 
 
@@ -45,19 +47,36 @@ def module(check=False, diff=False, module_name="hotport.docker.container_port_m
     result = json.loads("{" + body)
     # ansible-core 2.19 prints the failure only in the header: "localhost | FAILED! => {"
     result["failed"] = "FAILED!" in head.splitlines()[-1]
+    if diff:  # the callback prints the diff above the result, and leaves it out of the JSON
+        result["diff_lines"] = head.rpartition("localhost | ")[0].splitlines()
     return result
 
 
+# curl's exit codes for a closed port: 7 refused, 28 no answer in time (a DROP), 52 and 56 an
+# empty reply or a reset. Any other failure is the probe's own and raises, so that a broken
+# probe cannot pass for a closed port.
+CURL_CLOSED = (7, 28, 52, 56)
+
+
 def fetch(port):
-    """Page at HOST_ADDRESS:port from the client namespace, or None when nothing answers."""
+    """Page at HOST_ADDRESS:port from the client namespace, or None when the port is closed."""
     result = sh(CLIENT, "exec", "curl", "-sS", "-m", "3", "http://%s:%d/" % (HOST_ADDRESS, port), check=False)
-    return result.stdout.strip() if result.returncode == 0 else None
+    if result.returncode in CURL_CLOSED:
+        return None
+    assert result.returncode == 0, "the probe itself failed: %s" % result.stderr
+    return result.stdout.strip()
 
 
-def fetch_udp(port):
-    """Answer to one datagram sent to HOST_ADDRESS:port from the client namespace, or None."""
-    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", "UDP:%s:%d" % (HOST_ADDRESS, port)],
+def fetch_udp(port, source_port=None):
+    """Answer to one datagram sent to HOST_ADDRESS:port from the client namespace (from
+    ``source_port`` if given), or None when none came back."""
+    target = "UDP:%s:%d" % (HOST_ADDRESS, port) + (",sourceport=%d,reuseaddr" % source_port if source_port else "")
+    result = subprocess.run([CLIENT, "exec", "socat", "-T2", "-", target],
                             input="probe\n", capture_output=True, text=True, check=False)
+    # socat ends 0 on its timeout (silence) and 1 when a port unreachable came back: both mean
+    # closed; anything else is the probe's own failure.
+    refused = result.returncode == 1 and "Connection refused" in result.stderr
+    assert result.returncode == 0 or refused, "the probe itself failed: %s" % result.stderr
     return result.stdout.strip() or None
 
 

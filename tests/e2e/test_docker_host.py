@@ -1,7 +1,7 @@
 """hotport.docker.container_port_map on a real Docker engine (20.10 here)."""
 import pytest
 
-from .conftest import PAYLOAD, address, docker, fetch, fetch_udp, module, ruleset
+from .conftest import PAYLOAD, address, docker, fetch, fetch_udp, module, ruleset, sh
 
 
 def test_unpublished_port_answers_rerun_is_a_no_op_and_absent_closes_it(containers):
@@ -57,15 +57,45 @@ def test_port_published_by_docker_is_refused_with_nothing_changed(containers):
     assert ruleset() == before
 
 
+def diff_of(result):
+    """The rules a diff-mode run shows leaving and arriving -> (sorted removed, sorted added)."""
+    lines = result["diff_lines"]
+    assert any(line.startswith("--- before: hotport rules of ") for line in lines), lines
+    removed = [line[1:] for line in lines if line.startswith("-") and not line.startswith("--- ")]
+    added = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++ ")]
+    return sorted(removed), sorted(added)
+
+
 def test_check_and_diff_mode(containers):
     web = containers()
     before = ruleset()
     planned = module(check=True, diff=True, container=web, ports=["18083:80", "15353:53/udp"])
     assert planned["changed"] and len(planned["rules"]["added"]) == 6
+    assert diff_of(planned) == ([], sorted(planned["rules"]["added"]))
     assert ruleset() == before and fetch(18083) is None
     applied = module(container=web, ports=["18083:80", "15353:53/udp"])
     assert sorted(applied["rules"]["added"]) == sorted(planned["rules"]["added"])
     assert "-p udp -m udp --dport 15353" in ruleset()
+    assert fetch(18083) == PAYLOAD
+    mapped = ruleset()
+    closing = module(check=True, diff=True, container=web, state="absent", ports=["15353:53/udp"])
+    udp_rules = [rule for rule in applied["rules"]["added"] if "udp/15353" in rule]
+    assert closing["changed"] and diff_of(closing) == (sorted(udp_rules), [])
+    assert ruleset() == mapped
+
+
+def test_udp_client_that_sent_before_the_mapping_is_served_after_it(containers):
+    """A UDP client that sent to the host port before it was mapped has a conntrack entry that
+    ends on the host; its next datagram from the same source port would follow that entry and
+    never be translated. hotport deletes the entry, as Docker does for -p."""
+    web = containers()
+    source_port = 40053
+    assert fetch_udp(15356, source_port) is None
+    flows = sh("conntrack", "-L", "-p", "udp", "--orig-port-dst", "15356", "--orig-port-src", str(source_port))
+    assert "src=198.18.0.2" in flows.stdout, "the test needs the old flow in conntrack"
+    mapped = module(container=web, ports=["15356:53/udp"])
+    assert mapped["changed"] and not mapped.get("warnings"), mapped
+    assert fetch_udp(15356, source_port) == PAYLOAD
 
 
 def test_udp_mapping_answers(containers):

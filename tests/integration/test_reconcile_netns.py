@@ -366,8 +366,10 @@ def ours_as_docker(lines, tag, our_port, docker_port):
 
 
 def test_ipv6_mapping_is_what_docker_writes_for_the_same_port(host, apply):
-    """Differential: our [::]:9444:443 for Docker's own v6 container, untagged and renumbered,
-    equals the ip6tables rules Docker wrote for its -p 9443:443 (fe80 exclusion on 28 included)."""
+    """Our [::]:9444:443 for the fixture's v6 container, untagged and renumbered, equals the
+    fixture's ip6tables rules for its -p 9443:443 (fe80 exclusion on 28 included). The fixtures
+    are written here in Docker's form: a renderer test. The differential against rules Docker
+    itself wrote is molecule/engine's test_ipv6_differential_against_docker_run_p."""
     pristine = host.save()
     twin = endpoint(ip="172.17.0.9", ip6="fd00:aa::9", container_id="beefbeefbeef" + "0" * 52)
     outcome = apply(host, ["[::]:9444:443"], ep=twin)

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import PAYLOAD, container_ip, dind_address, tcp_get, udp_ask  # noqa: E402
+from probes import PAYLOAD, container_ip, dind_address, eventually, tcp_get, udp_ask  # noqa: E402
 
 SAVED = "(iptables-save; ip6tables-save) | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
@@ -121,8 +121,9 @@ def test_allowed_sources_admit_only_the_listed(host):
     admitted = hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=[controller])
     assert admitted.get("changed"), admitted
     assert tcp_get(dind_address(host), 9093) == PAYLOAD
-    hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=["10.255.0.0/16"])
-    assert tcp_get(dind_address(host), 9093) is None
+    narrowed = hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=["10.255.0.0/16"])
+    assert narrowed.get("changed"), narrowed
+    assert tcp_get(dind_address(host), 9093) is None  # the same probe answered a moment ago
 
 
 def test_port_range(host):
@@ -147,9 +148,11 @@ def test_reserved_port_and_foreign_host_ip_are_refused_with_nothing_changed(host
 
 
 # From the IPv6 client namespace (fd99::2) to the host's fd99::1: TCP GET / or one UDP datagram.
+# A closed port (refused, reset, silence) prints nothing; any other error fails the probe.
 PROBE6 = """
 import socket, sys
 kind, port = sys.argv[1], int(sys.argv[2])
+closed = (ConnectionRefusedError, ConnectionResetError, socket.timeout)
 try:
     if kind == "tcp":
         with socket.create_connection(("fd99::1", port), timeout=3) as conn:
@@ -164,15 +167,15 @@ try:
                 try:
                     print(sock.recv(4096).decode().strip())
                     break
-                except OSError:
+                except closed:
                     continue
-except OSError:
+except closed:
     pass
 """
 
 
 def ask6(host, port, kind="tcp"):
-    """Answer through the host's IPv6 address from outside, or None."""
+    """Answer through the host's IPv6 address from outside, or None when the port is closed."""
     answer = host.check_output("ip netns exec hp-client6 python3 -c '%s' %s %d" % (PROBE6, kind, port))
     return answer or None
 
@@ -204,14 +207,24 @@ def test_ipv6_allowed_sources_and_hairpin(host):
     admitted = hotport(host, container="twin6-hotport", ports=["[::]:9192:80"], allowed_sources=["fd99::/64"])
     assert admitted.get("changed"), admitted
     assert ask6(host, 9192) == PAYLOAD
-    hotport(host, container="twin6-hotport", ports=["[::]:9192:80"], allowed_sources=["2001:db8:ffff::/48"])
-    assert ask6(host, 9192) is None
-    hairpin = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i twin6-docker /bin/socat -T3 - TCP6:[fd99::1]:9193")
-    hotport(host, container="twin6-hotport", ports=["[::]:9193:80"])
-    assert PAYLOAD not in host.run(hairpin).stdout  # Docker's -i BRIDGE RETURN: no hairpin without the option
+    narrowed = hotport(host, container="twin6-hotport", ports=["[::]:9192:80"], allowed_sources=["2001:db8:ffff::/48"])
+    assert narrowed.get("changed"), narrowed
+    assert ask6(host, 9192) is None  # the same probe answered a moment ago
+
+    def hairpin(port):
+        """From a neighbour container on hp-net6 to the host's fd99::1:port -> the last line it got."""
+        probe = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i twin6-docker /bin/socat -T3 - TCP6:[fd99::1]:%d"
+                 % port)
+        return (host.run(probe).stdout.splitlines() or [""])[-1]
+
+    assert hairpin(9190) == PAYLOAD  # the probe works: docker-proxy serves Docker's own -p port
+    mapped = hotport(host, container="twin6-hotport", ports=["[::]:9193:80"])
+    assert mapped.get("changed"), mapped
+    assert ask6(host, 9193) == PAYLOAD  # mapped: it answers from outside ...
+    assert hairpin(9193) != PAYLOAD  # ... but not as a hairpin (Docker's -i BRIDGE RETURN) without the option
     local = hotport(host, container="twin6-hotport", ports=["[::]:9193:80"], local_access=True)
     assert local.get("changed"), local
-    assert host.check_output(hairpin).splitlines()[-1] == PAYLOAD
+    assert hairpin(9193) == PAYLOAD
 
 
 def test_ipv6_refusals_change_nothing(host):
@@ -251,6 +264,7 @@ def test_dockerd_restart_then_rerun_restores_the_mapping(host):
         if host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip() == "true":
             break
         time.sleep(1)
+    assert eventually(lambda: tcp_get(address, 9090), PAYLOAD) == PAYLOAD  # Docker's own -p is back
     assert tcp_get(address, 8080) is None, "Docker flushed its chains; the mapping must be gone"
     restored = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
     assert restored["changed"]
@@ -259,6 +273,8 @@ def test_dockerd_restart_then_rerun_restores_the_mapping(host):
 
 def test_absent_closes_the_port(host):
     web_id = host.check_output("docker inspect -f '{{.Id}}' web")
-    hotport(host, container="web", state="absent")
+    closed = hotport(host, container="web", state="absent")
+    assert closed.get("changed"), closed
+    assert tcp_get(dind_address(host), 9090) == PAYLOAD  # the probe works on this host ...
     assert tcp_get(dind_address(host), 8080) is None
     assert not [l for t, l in ruleset(host) if "hotport:" + web_id[:12] in l]
