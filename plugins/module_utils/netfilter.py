@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from functools import cached_property
 
 TAG_PREFIX = "hotport:"
 # Docker's own binaries: iptables-nft and iptables-legacy keep separate rulesets, and
@@ -47,15 +46,16 @@ class Rule:
     args: tuple
     position: int = 0
     family: int = 4
+    # Asked for again and again while planning over thousands of rules: found once, at creation.
+    owner_tag: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        comment = self.comment
+        object.__setattr__(self, "owner_tag", comment if comment and comment.startswith(TAG_PREFIX) else None)
 
     @property
     def comment(self):
         return self.value("--comment")
-
-    @cached_property  # asked for again and again while planning over thousands of rules
-    def owner_tag(self):
-        comment = self.comment
-        return comment if comment and comment.startswith(TAG_PREFIX) else None
 
     @property
     def same_as(self):

@@ -14,6 +14,7 @@ Runs on Docker hosts without Ansible: only the Python standard library and the D
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -33,11 +34,34 @@ def log(message):
 
 
 def _describe(entry):
-    return "%s %s" % (entry.get("container"), ",".join(entry.get("ports") or []))
+    """'web 8080:80/tcp,{...}' for the log, whatever the entry holds (never raises)."""
+    if not isinstance(entry, dict):
+        return repr(entry)
+    ports = entry.get("ports") if isinstance(entry.get("ports"), list) else [entry.get("ports")]
+    return "%s %s" % (entry.get("container"), ",".join(
+        item if isinstance(item, str) else json.dumps(item, sort_keys=True) for item in ports))
 
 
 def apply_entry(runner, client, engine, entry, state="present", container=None):
-    """One recorded request -> True when it holds (or is waiting for its container to start)."""
+    """One recorded request -> True when it holds (or is waiting for its container to start).
+
+    Never raises for a bad entry: an entry the module could not have written, or any failure
+    while applying it, is logged with its reason, and the other entries go on.
+    """
+    try:
+        return _apply_entry(runner, client, engine, entry, state, container)
+    except (docker_api.DockerException, OSError):
+        raise  # dockerd went away: watch() reconnects and applies everything anew
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        log("FAILED %s: unexpected %s: %s" % (_describe(entry), type(exc).__name__, exc))
+        return False
+
+
+def _apply_entry(runner, client, engine, entry, state, container):
+    if not isinstance(entry, dict) or not isinstance(entry.get("container"), str):
+        log("FAILED %s: not a recorded request (a dict with a container name); fix or remove it in "
+            "the state file" % _describe(entry))
+        return False
     request = dict(entry, state=state, container=container or entry["container"])
     try:
         outcome = apply_request(runner, client, engine, request)[1]
@@ -86,7 +110,7 @@ def handle_event(runner, client, engine, state_file, event):
     names = (container_id, container_id[:12], (actor.get("Attributes") or {}).get("name"))
     failures = 0
     for entry in load_state(state_file):
-        if entry.get("container") not in names:
+        if not isinstance(entry, dict) or entry.get("container") not in names:
             continue
         log("container %s: %s" % (entry["container"], action))
         if action == "start":
@@ -125,6 +149,12 @@ def watch(runner, connect, state_file, interval):
         except StateFileError as exc:
             log("%s; retrying in %d s" % (exc, interval))
             time.sleep(interval)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Only a signal ends the service: under Restart=always a crash would loop anyway,
+            # and a loop that starts over keeps the other mappings true.
+            log("unexpected %s: %s; starting over in %d s" % (type(exc).__name__, exc, delay))
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
 
 
 def main(argv=None):

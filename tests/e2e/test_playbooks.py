@@ -1,13 +1,15 @@
 """The playbooks, the role's reconciler and the info module on this host's engine."""
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from .conftest import ANSIBLE_ENV, PAYLOAD, ROOT, address, docker, fetch, module, ruleset
+from .conftest import ANSIBLE_ENV, PAYLOAD, ROOT, address, docker, fetch, module, ruleset, sh
 
 RECONCILER_LIB = os.path.join(ROOT, ".build", "e2e-reconciler")
 RECONCILER = os.path.join(RECONCILER_LIB, "hotport-reconcile")
@@ -120,6 +122,58 @@ def test_reconciler_watch_removes_on_stop_and_restores_on_start(containers, stat
         if thief:
             docker("rm", "-f", thief)
     assert "container %s: start" % web in log and "container %s: die" % web in log
+
+
+def test_reconciler_applies_every_item_form_and_survives_bad_entries(containers, state_file):
+    """Bad entries first: each is logged with its reason, and the good one after them is applied
+    (a dict item of a stopped container once crashed the whole run)."""
+    web, stopped = containers(), containers()
+    docker("stop", "-t", "1", stopped)
+    playbook("add_mapping.yml", state_file, "container=" + web, "ports=18185:80")  # installs the reconciler
+    module(container=web, state="absent")
+    items = ["18185:80/tcp", {"host_port": 18186, "container_port": 80, "protocol": "tcp",
+                              "allowed_sources": ["198.18.0.0/30"], "local_access": False},
+             {"host_port": 18187, "container_port": 80, "protocol": "tcp", "local_access": True,
+              "allowed_sources": []}, "127.0.0.1:18188:80/tcp"]
+    entries = ["not a request", {"ports": ["18189:80"]}, {"container": web, "ports": ["18190:80/icmp"]},
+               {"container": stopped, "network": None, "ports": items[1:]},
+               {"container": web + "-gone", "network": None, "ports": items[1:]},
+               {"container": web, "network": None, "ports": items}]
+    with open(state_file, "w") as handle:
+        json.dump({"version": 1, "mappings": entries}, handle)
+    result = subprocess.run([RECONCILER, "apply", "--state-file", state_file], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1, result.stdout
+    log = result.stdout
+    assert "FAILED 'not a request': not a recorded request" in log
+    assert "FAILED None 18189:80: not a recorded request" in log
+    assert "FAILED %s 18190:80/icmp: " % web in log and "protocol" in log
+    assert "waiting for %s " % stopped in log and '"host_port": 18186' in log
+    assert "FAILED %s-gone " % web in log and "not found" in log
+    assert fetch(18185) == fetch(18186) == PAYLOAD
+    assert sh("curl", "-sS", "-m", "3", "http://127.0.0.1:18187/").stdout.strip() == PAYLOAD
+    assert sh("curl", "-sS", "-m", "3", "http://127.0.0.1:18188/").stdout.strip() == PAYLOAD
+
+
+@pytest.fixture
+def reconciler():
+    """The reconciler as the role lays it out (the playbooks install it there too)."""
+    if not os.path.exists(RECONCILER):
+        code = os.path.join(RECONCILER_LIB, "ansible_collections", "hotport", "docker", "plugins", "module_utils")
+        os.makedirs(code, exist_ok=True)
+        for source in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "*.py")):
+            shutil.copy(source, code)
+        shutil.copy(os.path.join(ROOT, "roles", "port_map", "files", "hotport-reconcile"), RECONCILER)
+    return RECONCILER
+
+
+def test_reconciler_keeps_a_corrupt_state_file_and_says_so(reconciler, state_file):
+    with open(state_file, "w") as handle:
+        handle.write('{"version": 1, "mappings": [{"container": "web", "po')
+    result = subprocess.run([reconciler, "apply", "--state-file", state_file], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1 and "cannot read the hotport state file %s" % state_file in result.stdout
+    assert open(state_file).read() == '{"version": 1, "mappings": [{"container": "web", "po'
 
 
 def test_info_lists_dockers_own_published_ports(containers):

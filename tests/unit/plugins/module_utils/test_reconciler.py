@@ -32,3 +32,28 @@ def test_watch_keeps_retrying_with_back_off(monkeypatch, capsys, tmp_path):
         reconciler.watch(None, connect, str(tmp_path / "m.json"), 60)
     assert slept == [1, 2, 4, 8, 10]
     assert capsys.readouterr().out.count("Docker not reachable") == 5
+
+
+def test_watch_outlives_an_unexpected_error(monkeypatch, capsys, tmp_path):
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise Stop()
+
+    class BrokenClient:
+        def version(self):
+            raise KeyError("Version")
+
+    monkeypatch.setattr(reconciler.time, "sleep", sleep)
+    with pytest.raises(Stop):
+        reconciler.watch(None, BrokenClient, str(tmp_path / "m.json"), 60)
+    assert capsys.readouterr().out.count("unexpected KeyError: 'Version'; starting over") == 2
+
+
+def test_describe_never_raises_whatever_the_entry_holds():
+    assert reconciler._describe({"container": "db", "ports": ["8080:80", {"host_port": 5432}]}) == \
+        'db 8080:80,{"host_port": 5432}'
+    assert reconciler._describe({"container": "db", "ports": "8080:80"}) == "db 8080:80"
+    assert reconciler._describe(["odd"]) == "['odd']"
