@@ -4,6 +4,8 @@
 #   build.sh bookworm  -> hotport/dind:bookworm  (Docker 20.10)
 #   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
+#   build.sh sid-29    -> hotport/dind:sid-29    (Docker 29.7.2 from ../shared/engines, over sid's
+#                         docker.io; nftables for its nftables firewall backend)
 # The image's default command runs dockerd alone. Started with /lib/systemd/systemd as PID 1 it
 # boots like a real host (docker.service under systemd); systemd 258+ (sid) refuses to boot on a
 # cgroup v1 machine such as these, so there /usr/local/sbin/dind-supervise stands in for it.
@@ -13,15 +15,21 @@ suite=$1
 image=hotport/dind:$suite
 here=$(cd "$(dirname "$0")" && pwd)
 recipe=$(sha256sum < "$here/build.sh" | cut -c1-12)
-if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
-  exit 0
-fi
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,iptables-persistent,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
+engine=""
 case "$suite" in
   bookworm) ;;
   trixie|sid) packages=$packages,docker-cli ;;
+  sid-29)
+    packages=$packages,docker-cli,nftables
+    engine=$(cd "$here/../../../shared/engines/docker-29.7.2" && pwd)
+    recipe=$( (cat "$here/build.sh"; sha256sum "$engine"/*) | sha256sum | cut -c1-12)
+    ;;
   *) echo "unknown suite $suite" >&2; exit 2 ;;
 esac
+if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
+  exit 0
+fi
 # The Debian mirror this machine's apt already uses (override: HOTPORT_DEBIAN_MIRROR).
 apt_mirror() {
   cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
@@ -32,9 +40,18 @@ mirror=${HOTPORT_DEBIAN_MIRROR:-$(apt_mirror)}
 root=$(mktemp -d /var/tmp/hotport-dind-XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "building $image (debootstrap $suite, a few minutes)"
-debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+debootstrap --variant=minbase --include="$packages" "${suite%-29}" "$root" "$mirror" >"$root.log" 2>&1 \
   || { tail -20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
+if [ -n "$engine" ]; then
+  for binary in dockerd docker-proxy; do
+    xz -dc "$engine/$binary.xz" > "$root/usr/sbin/$binary"
+    chmod 755 "$root/usr/sbin/$binary"
+  done
+fi
+# The archive's sid is a snapshot whose Release file is past its Valid-Until date: apt (the role's
+# package step included) refuses it unless told not to check.
+case "$suite" in sid*) echo 'Acquire::Check-Valid-Until "false";' > "$root/etc/apt/apt.conf.d/99hotport-snapshot" ;; esac
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 # Under systemd, /proc/sys must be writable before dockerd starts (sysctls, route_localnet).
 cat > "$root/etc/systemd/system/proc-sys-rw.service" <<'UNIT'

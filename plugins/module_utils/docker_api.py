@@ -58,6 +58,7 @@ class EngineInfo:
     version: str
     api_version: str
     firewall_backend: str
+    rootless: bool = False
 
 
 def connect(docker_host, timeout):
@@ -77,7 +78,8 @@ def engine_info(client):
     info = client.info()
     # FirewallBackend appears with API 1.49 (Docker 28.1); older engines are iptables only.
     backend = (info.get("FirewallBackend") or {}).get("Driver") or "iptables"
-    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend)
+    rootless = "name=rootless" in (info.get("SecurityOptions") or [])
+    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend, rootless)
 
 
 def container_exists(client, container_id):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
     allow_loopback_routing, clashing_listeners, listeners, local_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    LayoutError, detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag)
+    LayoutError, detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag, require_iptables_engine)
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
     HostLock, LOCK_PATH, NetfilterError, Plan, Table, apply_plans, find_docker_iptables, owned_rules, parse_save)
 
@@ -187,6 +187,7 @@ def read_ruleset(runner, engine, tables_besides_nat):
     """Find the iptables variant holding Docker's chains, read nat and the tables that
     ``tables_besides_nat(nat)`` names, detect the layout -> ({family: (Iptables, {name: Table})},
     Layout). Family 6 is there when Docker writes ip6tables rules too (same variant)."""
+    require_iptables_engine(engine)
     iptables, nat = find_docker_iptables(runner)
     tables = iptables.read(tables_besides_nat(nat))
     tables["nat"] = nat
@@ -201,7 +202,7 @@ def read_ruleset(runner, engine, tables_besides_nat):
             tables6 = dict((name, found.get(name, Table(name))) for name in tables_besides_nat(nat6))
             tables6["nat"] = nat6
             rulesets[6] = (ip6tables, tables6)
-    return rulesets, detect_layout(nat, tables["filter"], engine.firewall_backend)
+    return rulesets, detect_layout(nat, tables["filter"])
 
 
 def engine_facts(engine, rulesets, layout):

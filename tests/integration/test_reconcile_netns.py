@@ -236,11 +236,17 @@ def test_no_docker_chains_is_a_clear_error(classic_host, apply):
         apply(classic_host, ["8080:80"])
 
 
-def test_nftables_backend_is_refused(classic_host, tmp_path):
+@pytest.mark.parametrize("engine, message", [
+    (EngineInfo("29.7.2", "1.55", "nftables"), "nftables firewall backend"),
+    (EngineInfo("29.7.2", "1.55", "nftables+firewalld"), "nftables firewall backend"),
+    (EngineInfo("29.7.2", "1.55", "iptables", rootless=True), "runs rootless"),
+])
+def test_engines_without_docker_chains_are_refused_by_name(classic_host, tmp_path, engine, message):
+    """As on such engines: no Docker chains in the host's iptables at all."""
+    classic_host.restore("*nat\n-F PREROUTING\n-F OUTPUT\n-F DOCKER\n-X DOCKER\nCOMMIT\n")
     pristine = classic_host.save()
-    with pytest.raises(LayoutError, match="nftables firewall backend"):
-        reconcile(classic_host.runner, endpoint(), EngineInfo("29.0", "1.52", "nftables"),
-                  parse_ports(["8080:80"]), lock_path=str(tmp_path / "lock"))
+    with pytest.raises(LayoutError, match=message):
+        reconcile(classic_host.runner, endpoint(), engine, parse_ports(["8080:80"]), lock_path=str(tmp_path / "lock"))
     assert classic_host.save() == pristine
 
 

@@ -97,7 +97,7 @@ COMMIT
 
 def test_detect_layout_and_claims_from_a_save():
     tables = parse_save(SAVE)
-    layout = detect_layout(tables["nat"], tables["filter"], None)
+    layout = detect_layout(tables["nat"], tables["filter"])
     assert isinstance(layout, Docker28Layout) and layout.userland_proxy is False
     claims = [claim[1:] for claim in host_port_claims(tables["nat"])]
     assert claims == [("udp", "10.0.0.1", 53, 53), ("tcp", "", 7000, 7010)]
