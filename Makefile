@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee bench clean molecule molecule-all
+.PHONY: setup engine demo test unit integration e2e sanity lint ee bench clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -44,7 +44,17 @@ test: engine
 	ansible-lint
 	$(MAKE) ee
 	$(MAKE) molecule-all
+	$(MAKE) compat
+	$(MAKE) fresh
 	python -m pytest -q tests/unit tests/integration tests/e2e
+
+# The declared floors (Python 3.7 on hosts, ansible-core 2.17) checked for real (issue 13).
+compat: engine
+	tests/compat/run.sh
+
+# `make demo` from a fresh clone on a bare Debian minbase (python3 and make only) (issue 17).
+fresh: engine
+	tests/fresh/run.sh
 
 # Benchmarks (issue 5): results and plots in docs/bench/, read in docs/BENCHMARKS.md.
 bench: engine
@@ -58,7 +68,7 @@ clean:
 	scripts/dockerd.sh stop
 	rm -rf .build
 
-# Real engines in Docker-in-Docker (issue 3): SUITE=bookworm (20.10) | trixie (26.1) | sid (28.5)
+# Real engines in Docker-in-Docker (issue 3): SUITE=bookworm (20.10) | trixie (26.1) | sid (28.5) | sid-29 (29.7.2)
 SUITE ?= bookworm
 molecule: engine
 	images/dind/build.sh $(SUITE)
@@ -66,7 +76,7 @@ molecule: engine
 
 # ... and the fleet (rollout.yml on four hosts) and restart (reconciler) scenarios (issue 4).
 molecule-all: engine
-	for suite in bookworm trixie sid; do images/dind/build.sh $$suite || exit 1; done
-	for suite in bookworm trixie sid; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
+	for suite in bookworm trixie sid sid-29; do images/dind/build.sh $$suite || exit 1; done
+	for suite in bookworm trixie sid sid-29; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
 	molecule test -s fleet
 	molecule test -s restart

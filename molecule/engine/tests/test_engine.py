@@ -10,6 +10,8 @@ import re
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from probes import PAYLOAD, container_ip, dind_address, eventually, tcp_get, udp_ask  # noqa: E402
 
@@ -278,3 +280,23 @@ def test_absent_closes_the_port(host):
     assert tcp_get(dind_address(host), 9090) == PAYLOAD  # the probe works on this host ...
     assert tcp_get(dind_address(host), 8080) is None
     assert not [l for t, l in ruleset(host) if "hotport:" + web_id[:12] in l]
+
+
+def test_nftables_backend_is_refused_by_name_with_nothing_changed(host):
+    """Docker 29's nftables firewall backend has no iptables DOCKER chains: the refusal names the
+    backend, and neither nft's nor iptables' ruleset changes. Runs last: it restarts dockerd."""
+    if engine_major(host) < 29:
+        pytest.skip("the nftables firewall backend exists from Docker 29")
+    host.check_output("mkdir -p /etc/docker && echo '{\"firewall-backend\": \"nftables\"}' > /etc/docker/daemon.json")
+    try:
+        host.check_output("kill $(pidof dockerd)")  # the platform's loop starts it again
+        backend = eventually(lambda: host.run("docker info -f '{{.FirewallBackend.Driver}}'").stdout.strip(),
+                             "nftables", timeout=60)
+        assert backend == "nftables"
+        assert eventually(lambda: host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip(), "true") == "true"
+        before = host.check_output("nft list ruleset; " + SAVED)
+        refused = hotport(host, container="web", ports=["8080:80"])
+        assert "nftables firewall backend" in refused.get("msg", ""), refused
+        assert host.check_output("nft list ruleset; " + SAVED) == before
+    finally:
+        host.run("rm -f /etc/docker/daemon.json; kill $(pidof dockerd)")

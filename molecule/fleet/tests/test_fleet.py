@@ -70,7 +70,7 @@ def test_a_failing_host_stops_the_rollout(host):
     summary = result.stdout[result.stdout.index("Summary, host by host"):]
     assert "%s: FAILED at 'Apply the mappings'" % FIRST_HOST in summary
     assert "container 'ghost' not found" in summary
-    hosts = ["hp-fleet-bookworm", "hp-fleet-trixie", "hp-fleet-sid", "hp-fleet-sid-b"]
+    hosts = ["hp-fleet-bookworm", "hp-fleet-trixie", "hp-fleet-sid", "hp-fleet-sid29"]
     order = sorted(hosts, key=lambda other: summary.index(other + ": "))
     later = order[order.index(FIRST_HOST) + 1:]
     assert later, "the failing host should not be the last of the rollout"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The floors README declares, checked for real on this host's engine:
+# - Python 3.7 on managed hosts: the unit and namespace suites run under Python 3.7, with the
+#   newest Docker SDK that still supports it (6.1);
+# - ansible-core 2.17 (meta/runtime.yml requires_ansible) on the controller: the module maps a
+#   port of a running container through `ansible` 2.17 with Python 3.7 as the host's
+#   interpreter, the page comes back from the client namespace, a re-run changes nothing, absent
+#   closes it;
+# - an interpreter below the floor gets a clear error from hotport-reconcile, not a traceback.
+# Python 3.7 and 3.6 come from pyenv where the machine has them (this kind of machine does).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$root/.build
+find_python() {  # a python$1 that runs (pyenv's shims exist for versions that are not active)
+  local candidate
+  for candidate in "$HOME"/.pyenv/versions/"$1".*/bin/python"$1" "$(command -v "python$1" || true)"; do
+    if [ -n "$candidate" ] && "$candidate" -c '' 2>/dev/null; then echo "$candidate"; return; fi
+  done
+}
+python37=$(find_python 3.7)
+[ -n "$python37" ] || { echo "compat: FAILED: no Python 3.7 on this machine (pyenv or python3.7)" >&2; exit 1; }
+if [ ! -x "$build/py3.7/bin/python" ]; then
+  "$python37" -m venv "$build/py3.7"
+  "$build/py3.7/bin/pip" install -q pytest 'docker>=6,<7'
+fi
+if [ ! -x "$build/ansible-2.17/bin/ansible" ]; then
+  python3 -m venv "$build/ansible-2.17"
+  "$build/ansible-2.17/bin/pip" install -q 'ansible-core>=2.17,<2.18'
+fi
+echo "compat: unit and namespace suites on $("$build/py3.7/bin/python" -V)"
+(cd "$root" && "$build/py3.7/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/integration)
+
+echo "compat: the module through ansible-core 2.17 with Python 3.7 on the host"
+export ANSIBLE_COLLECTIONS_PATH=$build ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_NOCOLOR=1
+name=hotport-compat-$$
+port=18399
+docker run -d --name "$name" hotport/target >/dev/null
+trap 'docker rm -f "$name" >/dev/null; "$root/scripts/client-netns.sh" down' EXIT
+"$root/scripts/client-netns.sh" up
+map() {
+  "$build/ansible-2.17/bin/ansible" localhost -e "ansible_python_interpreter=$build/py3.7/bin/python" \
+    -m hotport.docker.container_port_map -a "container=$name $*"
+}
+map "ports=$port:80" | grep -q '"changed": true' || { map "ports=$port:80"; exit 1; }
+page=$("$root/scripts/client-netns.sh" exec curl -sS -m 3 "http://198.18.0.1:$port/")
+[ "$page" = "$(cat "$root/images/target/index.html")" ] || { echo "compat: FAILED: got '$page'" >&2; exit 1; }
+map "ports=$port:80" | grep -q '"changed": false' || { echo "compat: FAILED: the re-run changed something" >&2; exit 1; }
+map "state=absent" | grep -q '"changed": true' || { echo "compat: FAILED: absent" >&2; exit 1; }
+if "$root/scripts/client-netns.sh" exec curl -sS -m 3 "http://198.18.0.1:$port/" >/dev/null 2>&1; then
+  echo "compat: FAILED: the port still answers after absent" >&2; exit 1
+fi
+
+python36=$(find_python 3.6)
+if [ -n "$python36" ]; then
+  echo "compat: hotport-reconcile on $("$python36" -V 2>&1)"
+  out=$(PATH=$(dirname "$python36"):$PATH "$root/roles/port_map/files/hotport-reconcile" apply 2>&1 || true)
+  grep -q "needs Python 3.7 or newer" <<<"$out" || { echo "compat: FAILED: $out" >&2; exit 1; }
+fi
+echo "compat: 3 passed, 0 failed"
