@@ -57,6 +57,24 @@ def test_add_then_remove_mapping(containers, state_file):
     assert fetch(18180) is None and recorded(state_file) == []
 
 
+def test_role_takes_every_module_option_and_skips_installed_packages(containers, state_file):
+    """port_map_defaults reaches the module (local_access, allowed_sources, timeout), and with every
+    package already installed the package manager is not touched."""
+    web = containers()
+    defaults = json.dumps({"port_map_defaults": {"local_access": True, "allowed_sources": ["198.18.0.0/30"],
+                                                 "timeout": 30}})
+    result = playbook("add_mapping.yml", state_file, "container=" + web, "ports=18191:80",
+                      "port_map_install_packages=true", defaults)
+    assert recap_changed(result) > 0
+    install = result.stdout[result.stdout.index("TASK [hotport.docker.port_map : Install the packages that are missing]"):]
+    assert install.split("\n")[1].startswith("skipping: [localhost]"), install[:400]
+    assert fetch(18191) == PAYLOAD
+    assert sh("curl", "-sS", "-m", "3", "http://127.0.0.1:18191/").stdout.strip() == PAYLOAD
+    [entry] = recorded(state_file)
+    assert entry["ports"] == [{"host_port": 18191, "container_port": 80, "protocol": "tcp", "local_access": True,
+                               "allowed_sources": ["198.18.0.0/30"]}]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["container=web"], "give the container and its ports"),
     (["ports=18181:80"], "give the container and its ports"),

@@ -294,9 +294,9 @@ def test_nftables_backend_is_refused_by_name_with_nothing_changed(host):
                              "nftables", timeout=60)
         assert backend == "nftables"
         assert eventually(lambda: host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip(), "true") == "true"
-        before = host.check_output("nft list ruleset; " + SAVED)
+        before = host.check_output("nft -s list ruleset; " + SAVED)
         refused = hotport(host, container="web", ports=["8080:80"])
         assert "nftables firewall backend" in refused.get("msg", ""), refused
-        assert host.check_output("nft list ruleset; " + SAVED) == before
+        assert host.check_output("nft -s list ruleset; " + SAVED) == before
     finally:
         host.run("rm -f /etc/docker/daemon.json; kill $(pidof dockerd)")
