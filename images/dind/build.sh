@@ -23,7 +23,7 @@ case "$suite" in
   sid-29)
     packages=$packages,docker-cli,nftables
     engine=$(cd "$here/../../../shared/engines/docker-29.7.2" && pwd)
-    recipe=$( (cat "$here/build.sh"; sha256sum "$engine"/*) | sha256sum | cut -c1-12)
+    recipe=$( (cat "$here/build.sh"; cd "$engine" && sha256sum -- *) | sha256sum | cut -c1-12)  # wherever shared/ is
     ;;
   *) echo "unknown suite $suite" >&2; exit 2 ;;
 esac
