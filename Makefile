@@ -68,7 +68,7 @@ clean:
 	scripts/dockerd.sh stop
 	rm -rf .build
 
-# Real engines in Docker-in-Docker (issue 3): SUITE=bookworm (20.10) | trixie (26.1) | sid (28.5) | sid-29 (29.7.2)
+# Real engines in Docker-in-Docker (issue 3): SUITE=bullseye (20.10.5, Debian 11) | bookworm (20.10) | trixie (26.1) | sid (28.5) | sid-29 (29.7.2)
 SUITE ?= bookworm
 molecule: engine
 	images/dind/build.sh $(SUITE)
@@ -76,7 +76,7 @@ molecule: engine
 
 # ... and the fleet (rollout.yml on four hosts) and restart (reconciler) scenarios (issue 4).
 molecule-all: engine
-	for suite in bookworm trixie sid sid-29; do images/dind/build.sh $$suite || exit 1; done
-	for suite in bookworm trixie sid sid-29; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
+	for suite in bullseye bookworm trixie sid sid-29; do images/dind/build.sh $$suite || exit 1; done
+	for suite in bullseye bookworm trixie sid sid-29; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
 	molecule test -s fleet
 	molecule test -s restart

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the Docker-in-Docker host images (no registry here): a Debian minbase rootfs by
 # debootstrap with the suite's own Docker engine, imported with `docker import`.
+#   build.sh bullseye  -> hotport/dind:bullseye  (Debian 11: Docker 20.10.5, Python 3.9 and the
+#                         OS-packaged Docker SDK 4.1.0, as on many real hosts)
 #   build.sh bookworm  -> hotport/dind:bookworm  (Docker 20.10)
 #   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
@@ -18,7 +20,7 @@ recipe=$(sha256sum < "$here/build.sh" | cut -c1-12)
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,iptables-persistent,python3-docker,iproute2,iptables,procps,conntrack,ca-certificates,docker.io,curl
 engine=""
 case "$suite" in
-  bookworm) ;;
+  bullseye|bookworm) ;;
   trixie|sid) packages=$packages,docker-cli ;;
   sid-29)
     packages=$packages,docker-cli,nftables
