@@ -290,10 +290,15 @@ def test_nftables_backend_is_refused_by_name_with_nothing_changed(host):
     host.check_output("mkdir -p /etc/docker && echo '{\"firewall-backend\": \"nftables\"}' > /etc/docker/daemon.json")
     try:
         host.check_output("kill $(pidof dockerd)")  # the platform's loop starts it again
-        backend = eventually(lambda: host.run("docker info -f '{{.FirewallBackend.Driver}}'").stdout.strip(),
-                             "nftables", timeout=60)
-        assert backend == "nftables"
-        assert eventually(lambda: host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip(), "true") == "true"
+
+        def backend():
+            return host.run("docker info -f '{{.FirewallBackend.Driver}}'").stdout.strip()
+
+        def web_running():
+            return host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip()
+
+        assert eventually(backend, "nftables", timeout=60) == "nftables"
+        assert eventually(web_running, "true") == "true"
         before = host.check_output("nft -s list ruleset; " + SAVED)
         refused = hotport(host, container="web", ports=["8080:80"])
         assert "nftables firewall backend" in refused.get("msg", ""), refused
