@@ -15,15 +15,21 @@ class Stop(Exception):
     pass
 
 
-def test_watch_keeps_retrying_with_back_off(monkeypatch, capsys, tmp_path):
+def stop_after_sleeps(monkeypatch, count):
+    """Let watch() sleep ``count`` times, then stop it -> the list of its sleeps."""
     slept = []
 
     def sleep(seconds):
         slept.append(seconds)
-        if len(slept) == 5:
+        if len(slept) == count:
             raise Stop()
 
     monkeypatch.setattr(reconciler.time, "sleep", sleep)
+    return slept
+
+
+def test_watch_keeps_retrying_with_back_off(monkeypatch, capsys, tmp_path):
+    slept = stop_after_sleeps(monkeypatch, 5)
 
     def connect():
         return reconciler.docker_api.connect(NO_DAEMON, 5)
@@ -35,18 +41,12 @@ def test_watch_keeps_retrying_with_back_off(monkeypatch, capsys, tmp_path):
 
 
 def test_watch_outlives_an_unexpected_error(monkeypatch, capsys, tmp_path):
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        if len(slept) == 2:
-            raise Stop()
+    stop_after_sleeps(monkeypatch, 2)
 
     class BrokenClient:
         def version(self):
             raise KeyError("Version")
 
-    monkeypatch.setattr(reconciler.time, "sleep", sleep)
     with pytest.raises(Stop):
         reconciler.watch(None, BrokenClient, str(tmp_path / "m.json"), 60)
     assert capsys.readouterr().out.count("unexpected KeyError: 'Version'; starting over") == 2
