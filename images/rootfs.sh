@@ -26,3 +26,13 @@ add_binary() {
     cp -L "$library" "$root$library"
   done
 }
+
+# debian_mirror: the Debian mirror this machine's apt already uses (override: HOTPORT_DEBIAN_MIRROR),
+# for debootstrap; fails with the variable to set when there is none.
+debian_mirror() {
+  local found=${HOTPORT_DEBIAN_MIRROR:-}
+  [ -n "$found" ] || found=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | grep -oE '(https?|file)://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true)
+  [ -n "$found" ] || { echo "no Debian mirror found in apt sources; set HOTPORT_DEBIAN_MIRROR" >&2; return 1; }
+  echo "$found"
+}

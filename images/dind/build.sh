@@ -32,13 +32,8 @@ esac
 if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   exit 0
 fi
-# The Debian mirror this machine's apt already uses (override: HOTPORT_DEBIAN_MIRROR).
-apt_mirror() {
-  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-    | grep -oE '(https?|file)://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true
-}
-mirror=${HOTPORT_DEBIAN_MIRROR:-$(apt_mirror)}
-[ -n "$mirror" ] || { echo "no Debian mirror found in apt sources; set HOTPORT_DEBIAN_MIRROR" >&2; exit 1; }
+. "$here/../rootfs.sh"
+mirror=$(debian_mirror)
 root=$(mktemp -d /var/tmp/hotport-dind-XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "building $image (debootstrap $suite, a few minutes)"

@@ -12,11 +12,11 @@ image=hotport/pristine:bookworm
 name=hotport-pristine-$$
 recipe=$(sha256sum < "$0" | cut -c1-12)
 if [ "$(docker image inspect -f '{{index .Config.Labels "hotport.recipe"}}' "$image" 2>/dev/null)" != "$recipe" ]; then
+  . "$root/images/rootfs.sh"
+  mirror=$(debian_mirror)
   rootfs=$(mktemp -d /var/tmp/hotport-pristine-XXXXXX)
-  mirror=$(grep -ohE '(https?|file)://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-    | head -n1 | tr -d ' ' || true)
   echo "building $image (debootstrap bookworm minbase + python3 make)"
-  debootstrap --variant=minbase --include=python3,make bookworm "$rootfs" "${HOTPORT_DEBIAN_MIRROR:-$mirror}" \
+  debootstrap --variant=minbase --include=python3,make bookworm "$rootfs" "$mirror" \
     >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log" >&2; rm -rf "$rootfs"; exit 1; }
   rm -rf "$rootfs.log" "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | docker import -c "LABEL hotport.recipe=$recipe" - "$image" >/dev/null

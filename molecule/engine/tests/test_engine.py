@@ -105,15 +105,20 @@ def own_address(host):
     return host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
 
 
+def hairpin(host, container, target):
+    """GET / from inside ``container`` to the socat address ``target`` (TCP:A:P or TCP6:[A]:P)
+    -> the last line it got ('' for none). socat, not busybox wget: the static busybox's wget
+    crashes (SIGSEGV) inside some engines here."""
+    probe = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i %s /bin/socat -T3 - %s" % (container, target)
+    return (host.run(probe).stdout.splitlines() or [""])[-1]
+
+
 def test_local_access_serves_loopback_and_hairpin(host):
     assert host.run("curl -sS -m 3 http://127.0.0.1:9092/").rc != 0
     opened = hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)
     assert opened.get("changed"), opened
     assert host.check_output("curl -sS -m 3 http://127.0.0.1:9092/") == PAYLOAD
-    # socat, not busybox wget: the static busybox's wget crashes (SIGSEGV) inside some engines here
-    hairpin = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i web /bin/socat -T3 - TCP:%s:9092"
-               % own_address(host))
-    assert host.check_output(hairpin).splitlines()[-1] == PAYLOAD
+    assert hairpin(host, "web", "TCP:%s:9092" % own_address(host)) == PAYLOAD
     assert tcp_get(dind_address(host), 9092) == PAYLOAD
     assert not hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)["changed"]
 
@@ -213,20 +218,18 @@ def test_ipv6_allowed_sources_and_hairpin(host):
     assert narrowed.get("changed"), narrowed
     assert ask6(host, 9192) is None  # the same probe answered a moment ago
 
-    def hairpin(port):
-        """From a neighbour container on hp-net6 to the host's fd99::1:port -> the last line it got."""
-        probe = ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i twin6-docker /bin/socat -T3 - TCP6:[fd99::1]:%d"
-                 % port)
-        return (host.run(probe).stdout.splitlines() or [""])[-1]
+    def neighbour(port):
+        """From a neighbour container on hp-net6 to the host's fd99::1:port."""
+        return hairpin(host, "twin6-docker", "TCP6:[fd99::1]:%d" % port)
 
-    assert hairpin(9190) == PAYLOAD  # the probe works: docker-proxy serves Docker's own -p port
+    assert neighbour(9190) == PAYLOAD  # the probe works: docker-proxy serves Docker's own -p port
     mapped = hotport(host, container="twin6-hotport", ports=["[::]:9193:80"])
     assert mapped.get("changed"), mapped
     assert ask6(host, 9193) == PAYLOAD  # mapped: it answers from outside ...
-    assert hairpin(9193) != PAYLOAD  # ... but not as a hairpin (Docker's -i BRIDGE RETURN) without the option
+    assert neighbour(9193) != PAYLOAD  # ... but not as a hairpin (Docker's -i BRIDGE RETURN) without the option
     local = hotport(host, container="twin6-hotport", ports=["[::]:9193:80"], local_access=True)
     assert local.get("changed"), local
-    assert hairpin(9193) == PAYLOAD
+    assert neighbour(9193) == PAYLOAD
 
 
 def test_ipv6_refusals_change_nothing(host):
