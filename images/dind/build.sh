@@ -7,7 +7,8 @@
 #   build.sh trixie    -> hotport/dind:trixie    (Docker 26.1)
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
 #   build.sh sid-29    -> hotport/dind:sid-29    (Docker 29.7.2 from ../shared/engines, over sid's
-#                         docker.io; nftables for its nftables firewall backend)
+#                         docker.io; nftables for its nftables firewall backend; firewalld, started
+#                         only when HOTPORT_FIREWALLD=1)
 # The image's default command runs dockerd alone. Started with /lib/systemd/systemd as PID 1 it
 # boots like a real host (docker.service under systemd); systemd 258+ (sid) refuses to boot on a
 # cgroup v1 machine such as these, so there /usr/local/sbin/dind-supervise stands in for it.
@@ -67,10 +68,18 @@ UNIT
 ln -s ../proc-sys-rw.service "$root/etc/systemd/system/multi-user.target.wants/proc-sys-rw.service"
 cat > "$root/usr/local/sbin/dind-supervise" <<'INIT'
 #!/bin/sh
-# PID 1 without systemd: dockerd, and hotport-reconcile once the role installed it, each
-# started again whenever it exits (what docker.service and hotport-reconcile.service do).
+# PID 1 without systemd: dockerd (with $HOTPORT_DOCKERD_FLAGS), and hotport-reconcile once the
+# role installed it, each started again whenever it exits (what docker.service and
+# hotport-reconcile.service do). HOTPORT_FIREWALLD=1: the system bus and firewalld first, as
+# dockerd asks D-Bus whether firewalld runs only when it starts.
 mount -o remount,rw /proc/sys 2>/dev/null
-(while :; do dockerd >>/var/log/dockerd.log 2>&1; sleep 1; done) &
+if [ "${HOTPORT_FIREWALLD:-}" = 1 ]; then
+  mkdir -p /run/dbus && dbus-daemon --system --fork
+  firewalld --nofork >>/var/log/firewalld.log 2>&1 &
+  tries=0
+  until firewall-cmd --state >/dev/null 2>&1 || [ $tries -ge 60 ]; do sleep 1; tries=$((tries + 1)); done
+fi
+(while :; do dockerd ${HOTPORT_DOCKERD_FLAGS:-} >>/var/log/dockerd.log 2>&1; sleep 1; done) &
 while :; do
   if [ -x /usr/local/sbin/hotport-reconcile ]; then
     /usr/local/sbin/hotport-reconcile watch --interval "${HOTPORT_RECONCILE_INTERVAL:-60}" >>/var/log/hotport-reconcile.log 2>&1
@@ -80,7 +89,23 @@ done
 INIT
 chmod 755 "$root/usr/local/sbin/dind-supervise"
 # /proc/sys is read-only in a container started through the API; remount it before dockerd.
-tar -C "$root" -c . | docker import \
-  -c 'CMD ["sh", "-c", "mount -o remount,rw /proc/sys 2>/dev/null; exec dockerd"]' \
-  -c "LABEL hotport.recipe=$recipe" - "$image" >/dev/null
+command='CMD ["sh", "-c", "mount -o remount,rw /proc/sys 2>/dev/null; exec dockerd"]'
+if [ "$suite" != sid-29 ]; then
+  tar -C "$root" -c . | docker import -c "$command" -c "LABEL hotport.recipe=$recipe" - "$image" >/dev/null
+else
+  # firewalld needs polkitd, whose set-up fails in debootstrap's chroot but not in a container:
+  # it is installed into the imported rootfs, and the result committed under the recipe label.
+  tar -C "$root" -c . | docker import - "$image-rootfs" >/dev/null
+  builder=$(docker run -d "$image-rootfs" sh -c 'apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends firewalld \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb')
+  if [ "$(docker wait "$builder")" != 0 ]; then
+    docker logs "$builder" 2>&1 | tail -20 >&2
+    docker rm "$builder" >/dev/null
+    exit 1
+  fi
+  docker commit -c "$command" -c "LABEL hotport.recipe=$recipe" "$builder" "$image" >/dev/null
+  docker rm "$builder" >/dev/null
+  docker rmi "$image-rootfs" >/dev/null
+fi
 echo "built $image ($recipe)"

@@ -1,5 +1,6 @@
 """Probes shared by the Molecule scenarios' testinfra tests: traffic goes from this controller
 to the Docker-in-Docker hosts' addresses, like a remote client's, and nowhere else."""
+import errno
 import os
 import socket
 import subprocess
@@ -7,10 +8,16 @@ import time
 
 ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
-# What a closed port looks like to a client: refused, reset, or silence (a DROP). Any other
-# error (no route, a bad address) is the probe's own failure and raises, so that a broken
-# probe cannot pass for a closed port.
+# What a closed port looks like to a client: refused, reset, silence (a DROP), or a firewall's
+# reject (firewalld answers ICMP host-prohibited: EHOSTUNREACH; every closed check follows an
+# answer through the same address, so this is no routing fault). Any other error (a bad address,
+# no route at all) is the probe's own failure and raises, so that a broken probe cannot pass for
+# a closed port.
 CLOSED = (ConnectionRefusedError, ConnectionResetError, socket.timeout)
+
+
+def is_closed(exc):
+    return isinstance(exc, CLOSED) or getattr(exc, "errno", None) == errno.EHOSTUNREACH
 
 
 def dind_address(host):
@@ -36,7 +43,9 @@ def tcp_get(address, port):
                 if not chunk:
                     break
                 data += chunk
-    except CLOSED:
+    except OSError as exc:
+        if not is_closed(exc):
+            raise
         return None
     return data.decode(errors="replace").partition("\r\n\r\n")[2].strip()
 
@@ -50,8 +59,9 @@ def udp_ask(address, port, tries=3):
             sock.sendto(b"probe\n", (address, port))
             try:
                 return sock.recv(4096).decode().strip()
-            except CLOSED:
-                continue
+            except OSError as exc:
+                if not is_closed(exc):
+                    raise
     return None
 
 

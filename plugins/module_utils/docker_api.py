@@ -82,6 +82,13 @@ def engine_info(client):
     return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend, rootless)
 
 
+def firewalld_reloaded_at(client):
+    """When dockerd last finished re-creating its rules after a firewalld reload or restart
+    (``FirewallBackend.Info`` ``ReloadedAt``, Docker 28.1+; '' before the first reload)."""
+    pairs = ((client.info().get("FirewallBackend") or {}).get("Info")) or []
+    return dict(pair for pair in pairs if len(pair) == 2).get("ReloadedAt", "")
+
+
 def container_exists(client, container_id):
     try:
         client.inspect_container(container_id)

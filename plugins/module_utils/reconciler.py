@@ -7,7 +7,9 @@ dockerd flushes its chains at every start and a restarted container may get a ne
 this service re-applies each recorded request with desired.apply_request, the module's own
 code path. ``watch`` applies everything whenever it (re)connects to dockerd, follows Docker's
 events (a mapped container starts: apply; it dies: remove its rules, as Docker does for -p),
-and re-applies everything every ``interval`` seconds as a safety net.
+re-applies everything right after dockerd has re-created its own rules following a firewalld
+reload or restart (firewalld < 2.0 flushes iptables then), and every ``interval`` seconds as a
+safety net.
 Runs on Docker hosts without Ansible: only the Python standard library and the Docker SDK.
 """
 
@@ -25,6 +27,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Pr
 
 CONTAINER_ACTIONS = ("start", "die")
 NETWORK_ACTIONS = ("connect", "disconnect")
+# How often, on a firewalld host, Docker's record of its last firewalld reload is read.
+FIREWALLD_POLL_SECONDS = 2
 
 
 def log(message):
@@ -122,27 +126,48 @@ def handle_event(runner, client, engine, state_file, event):
 
 
 def watch(runner, connect, state_file, interval):
-    """Reconnect, apply all, follow events in windows of ``interval`` seconds; forever."""
+    """Reconnect, apply all, follow events in short windows; forever.
+
+    Every ``interval`` seconds everything is applied again. On a firewalld host the windows are
+    FIREWALLD_POLL_SECONDS long, and after each one Docker's ``ReloadedAt`` is compared: it
+    changes once dockerd has re-created its own chains after a firewalld reload, which is the
+    first moment hotport's rules (jumps into those chains, ahead of Docker's DROP) can be
+    written back. firewalld's D-Bus signal would come before that, and race Docker.
+    """
     delay = 1
     while True:
         try:
             client = connect()
             engine = docker_api.engine_info(client)
+            follow_firewalld = "firewalld" in engine.firewall_backend
+            window = min(interval, FIREWALLD_POLL_SECONDS) if follow_firewalld else interval
+            reloaded_at = docker_api.firewalld_reloaded_at(client) if follow_firewalld else ""
             since = int(time.time())
-            log("connected to Docker %s; applying %s" % (engine.version, state_file))
+            log("connected to Docker %s (firewall: %s%s); applying %s" % (
+                engine.version, engine.firewall_backend,
+                ", following firewalld reloads" if follow_firewalld else "", state_file))
             apply_all(runner, client, engine, state_file)
+            next_full_pass = since + interval
             delay = 1
             while True:
-                until = since + interval
+                until = since + window
                 # The stream ends at `until`; windows follow each other, so no event falls between.
                 for event in client.events(since=since, until=until, decode=True,
                                            filters={"type": ["container", "network"]}):
                     handle_event(runner, client, engine, state_file, event)
                 since = until
+                latest = docker_api.firewalld_reloaded_at(client) if follow_firewalld else reloaded_at
+                if latest != reloaded_at:
+                    reloaded_at = latest
+                    log("firewalld reloaded (Docker re-created its rules at %s); applying %s"
+                        % (reloaded_at, state_file))
+                elif since < next_full_pass:
+                    continue
                 apply_all(runner, client, engine, state_file)
+                next_full_pass = since + interval
         except (docker_api.DockerException, docker_api.ResolveError, OSError) as exc:
-            # (connect() reports an unreachable daemon as ResolveError.) dockerd stopped or restarted: it flushes its chains, so everything is applied anew
-            # once it answers again.
+            # dockerd stopped or restarted (connect() reports that as ResolveError): it flushes
+            # its chains, so everything is applied anew once it answers again.
             log("Docker not reachable (%s); retrying in %d s" % (exc, delay))
             time.sleep(delay)
             delay = min(delay * 2, 10)

@@ -57,3 +57,44 @@ def test_describe_never_raises_whatever_the_entry_holds():
         'db 8080:80,{"host_port": 5432}'
     assert reconciler._describe({"container": "db", "ports": "8080:80"}) == "db 8080:80"
     assert reconciler._describe(["odd"]) == "['odd']"
+
+
+class Enough(BaseException):
+    """Ends watch() from inside its loop (it outlives every Exception)."""
+
+
+class FirewalldEngine:
+    """Docker 29 under firewalld: ``reloads`` lists ReloadedAt as each info() call sees it."""
+
+    def __init__(self, reloads):
+        self.reloads = list(reloads)
+        self.windows = []
+
+    def version(self):
+        return {"Version": "29.7.2", "ApiVersion": "1.52"}
+
+    def info(self):
+        reloaded_at = self.reloads.pop(0) if len(self.reloads) > 1 else self.reloads[0]
+        return {"FirewallBackend": {"Driver": "iptables+firewalld",
+                                    "Info": [["ReloadedAt", reloaded_at]] if reloaded_at else []}}
+
+    def events(self, since, until, **_):
+        self.windows.append(until - since)
+        if len(self.windows) == 6:
+            raise Enough()
+        return []
+
+
+def test_watch_applies_everything_once_docker_has_redone_its_rules_after_a_firewalld_reload(
+        monkeypatch, capsys, tmp_path):
+    passes = []
+    monkeypatch.setattr(reconciler, "apply_all", lambda *args: passes.append(args) or 0)
+    # info() calls: engine_info, the baseline, then one after each window.
+    engine = FirewalldEngine(["", "", "", "", "2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"])
+    with pytest.raises(Enough):
+        reconciler.watch(None, lambda: engine, str(tmp_path / "m.json"), 600)
+    assert engine.windows == [2] * 6, "windows of FIREWALLD_POLL_SECONDS on a firewalld host"
+    assert len(passes) == 2, "the pass at connect, and one after the reload; none in between"
+    out = capsys.readouterr().out
+    assert "following firewalld reloads" in out
+    assert out.count("firewalld reloaded (Docker re-created its rules at 2026-11-23T00:00:00Z)") == 1
