@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan, ProcessRunner  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile  # noqa: E402
 

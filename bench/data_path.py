@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile  # noqa: E402
 

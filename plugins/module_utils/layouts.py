@@ -11,28 +11,13 @@ live rules compare token for token.
 
 from __future__ import annotations
 
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import TAG_PREFIX, Rule
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Rule
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
 
 
 class LayoutError(RuntimeError):
     """The engine's firewall set-up is one hotport cannot (or must not) write to."""
-
-
-def owner_tag(container_id, protocol, host_port):
-    """The comment that marks a rule as ours: container short ID, protocol, host port."""
-    return "%s%s:%s/%d" % (TAG_PREFIX, container_id[:12], protocol, host_port)
-
-
-def parse_owner_tag(tag):
-    """'hotport:<id12>:tcp/8080' -> ('<id12>', 'tcp', 8080); None for anything else."""
-    if not tag or not tag.startswith(TAG_PREFIX):
-        return None
-    container_id, sep, port_text = tag[len(TAG_PREFIX):].partition(":")
-    protocol, slash, port = port_text.partition("/")
-    if not (sep and slash and port.isdigit()):
-        return None
-    return container_id, protocol, int(port)
 
 
 class Layout:

@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Netfilter state: read the live ruleset, apply a plan in one iptables-restore.
 
-Everything that runs an iptables binary goes through a ``Runner`` (``run(argv, data)``
-and ``which(name)``), so the same code drives the host from the module and a throwaway
-network namespace from the tests.
+Everything that runs an iptables binary goes through a runner (runners.py), so the same code
+drives the host from the module and a throwaway network namespace from the tests.
 """
 
 from __future__ import annotations
@@ -13,11 +12,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
-TAG_PREFIX = "hotport:"
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX
+
 # Docker's own binaries: iptables-nft and iptables-legacy keep separate rulesets, and
 # Docker's chains live in exactly one of them. Plain "iptables" covers hosts (RHEL) that
 # ship a single variant without the suffixed names.
@@ -320,43 +318,3 @@ class HostLock:
     def __exit__(self, *exc_info):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
-
-
-SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class ProcessRunner:
-    """Runs commands with subprocess, optionally inside a network namespace
-    (``prefix=['ip', 'netns', 'exec', NAME]``): the tests and any service outside Ansible."""
-
-    def __init__(self, prefix=()):
-        self.prefix = list(prefix)
-
-    @staticmethod
-    def search_path():
-        return os.environ.get("PATH", "") + ":" + SBIN_PATH
-
-    def which(self, name):
-        return shutil.which(name, path=self.search_path())
-
-    def run(self, argv, data=None):
-        process = subprocess.run(self.prefix + list(argv), input=data, capture_output=True, text=True,
-                                 check=False, env=dict(os.environ, PATH=self.search_path()))
-        return process.returncode, process.stdout, process.stderr
-
-
-class ModuleRunner:
-    """Runs commands through AnsibleModule.run_command, finding sbin tools like get_bin_path."""
-
-    def __init__(self, module):
-        self.module = module
-        self.paths = {}
-
-    def which(self, name):
-        if name not in self.paths:
-            self.paths[name] = self.module.get_bin_path(name)
-        return self.paths[name]
-
-    def run(self, argv, data=None):
-        argv = [self.which(argv[0]) or argv[0]] + list(argv[1:])
-        return self.module.run_command(argv, data=data, binary_data=True, check_rc=False)

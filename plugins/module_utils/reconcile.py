@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
     allow_loopback_routing, clashing_listeners, listeners, local_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    LayoutError, detect_layout, host_port_claims, live_mappings, owner_tag, parse_owner_tag, require_iptables_engine)
+    LayoutError, detect_layout, host_port_claims, live_mappings, require_iptables_engine)
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
     HostLock, LOCK_PATH, NetfilterError, Plan, Table, apply_plans, find_docker_iptables, owned_rules, parse_save)
 

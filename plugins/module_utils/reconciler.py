@@ -23,7 +23,7 @@ import time
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
     REQUEST_FAILURES, STATE_FILE, StateFileError, apply_request, load_state)
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner
+from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
 
 CONTAINER_ACTIONS = ("start", "die")
 NETWORK_ACTIONS = ("connect", "disconnect")

@@ -277,7 +277,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
     REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, request_mappings, save_state)
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner
+from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
 def argument_spec():

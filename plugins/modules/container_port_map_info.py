@@ -154,7 +154,8 @@ from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ModuleRunner, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.netfilter import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import engine_facts, read_ruleset
 
 

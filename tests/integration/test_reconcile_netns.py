@@ -336,7 +336,7 @@ def test_ten_concurrent_runs_leave_one_correct_state(host, tmp_path):
     lock = str(tmp_path / "lock")
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint\n"
-            "from ansible_collections.hotport.docker.plugins.module_utils.netfilter import ProcessRunner\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile\n"
             "reconcile(ProcessRunner(['ip', 'netns', 'exec', %r]), Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"

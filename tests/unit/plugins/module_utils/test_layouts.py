@@ -1,6 +1,7 @@
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    Docker28Layout, Layout, detect_layout, host_port_claims, owner_tag, parse_owner_tag)
+    Docker28Layout, Layout, detect_layout, host_port_claims)
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.netfilter import parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 

@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How commands run on the managed host: ``run(argv, data) -> (rc, out, err)`` and
+``which(name)``. The module runs them through Ansible; the reconciler service and the tests
+with subprocess, the tests inside a throwaway network namespace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ProcessRunner:
+    """Runs commands with subprocess, optionally inside a network namespace
+    (``prefix=['ip', 'netns', 'exec', NAME]``): the tests and any service outside Ansible."""
+
+    def __init__(self, prefix=()):
+        self.prefix = list(prefix)
+
+    @staticmethod
+    def search_path():
+        return os.environ.get("PATH", "") + ":" + SBIN_PATH
+
+    def which(self, name):
+        return shutil.which(name, path=self.search_path())
+
+    def run(self, argv, data=None):
+        process = subprocess.run(self.prefix + list(argv), input=data, capture_output=True, text=True,
+                                 check=False, env=dict(os.environ, PATH=self.search_path()))
+        return process.returncode, process.stdout, process.stderr
+
+
+class ModuleRunner:
+    """Runs commands through AnsibleModule.run_command, finding sbin tools like get_bin_path."""
+
+    def __init__(self, module):
+        self.module = module
+        self.paths = {}
+
+    def which(self, name):
+        if name not in self.paths:
+            self.paths[name] = self.module.get_bin_path(name)
+        return self.paths[name]
+
+    def run(self, argv, data=None):
+        argv = [self.which(argv[0]) or argv[0]] + list(argv[1:])
+        return self.module.run_command(argv, data=data, binary_data=True, check_rc=False)
