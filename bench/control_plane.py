@@ -26,8 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile  # noqa: E402

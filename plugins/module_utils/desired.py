@@ -15,8 +15,8 @@ import os
 import tempfile
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
 

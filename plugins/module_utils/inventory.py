@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
     dnat_destination, host_port_claims, live_mappings)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import owned_rules
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import owned_rules
 from ansible_collections.hotport.docker.plugins.module_utils.ports import address_family
 
 ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}

@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
     allow_loopback_routing, clashing_listeners, listeners, local_addresses)
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
-    LayoutError, detect_layout, host_port_claims, live_mappings, require_iptables_engine)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
+    detect_layout, host_port_claims, live_mappings, require_iptables_engine)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
-    HostLock, LOCK_PATH, NetfilterError, Plan, Table, apply_plans, find_docker_iptables, owned_rules, parse_save)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import (
+    apply_plans, find_docker_iptables)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
+    Plan, Table, owned_rules, parse_save)
+from ansible_collections.hotport.docker.plugins.module_utils.runners import HostLock, LOCK_PATH
 
 ATTEMPTS = 3
 IPV6_OFF = ("IPv6 mapping(s) %s need Docker's ip6tables rules, and this engine writes none (its "

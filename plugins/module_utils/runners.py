@@ -3,13 +3,38 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """How commands run on the managed host: ``run(argv, data) -> (rc, out, err)`` and
 ``which(name)``. The module runs them through Ansible; the reconciler service and the tests
-with subprocess, the tests inside a throwaway network namespace."""
+with subprocess, the tests inside a throwaway network namespace. And the lock that serialises
+hotport's runs on one host."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+
+LOCK_PATH = "/run/hotport.lock"
+
+
+class HostLock:
+    """Serialise hotport runs on one host: read, plan and apply must not interleave."""
+
+    def __init__(self, path=LOCK_PATH):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        directory = os.path.dirname(self.path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory)
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
 
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

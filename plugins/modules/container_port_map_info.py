@@ -153,8 +153,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import engine_facts, read_ruleset
 

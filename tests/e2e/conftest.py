@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import strip_save_comments
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import strip_save_comments
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
 
 RULESETS = os.path.join(os.path.dirname(__file__), "rulesets")

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import (
-    Iptables, NetfilterError, Plan, Rule, apply_plan)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import Iptables, apply_plan
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
 

@@ -1,8 +1,8 @@
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import (
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
     Docker28Layout, Layout, detect_layout, host_port_claims)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import parse_save
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 
 WEB = Endpoint("0123456789abcdef" * 4, "web", "172.17.0.2", "bridge", "docker0")

@@ -2,8 +2,8 @@
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.layouts import Layout
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Plan, Rule, parse_save
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.reconcile import (
     ConflictError, current_mappings, plan_changes, whole_container)

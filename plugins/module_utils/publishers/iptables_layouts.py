@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Docker's rule layout per engine generation: detect it, render the rules of a mapping.
+"""Docker's iptables rule layout per engine generation: detect it, render the rules of a mapping.
 
-This is where a rule is rendered. Each layout writes what that Docker generation
+This is where an iptables rule is rendered. Each layout writes what that Docker generation
 itself writes for ``docker run -p`` (see docs/docker-port-publishing.md), plus our
 ownership comment, in the argument order iptables-save prints, so that rendered and
 live rules compare token for token.
@@ -11,13 +11,10 @@ live rules compare token for token.
 
 from __future__ import annotations
 
-from ansible_collections.hotport.docker.plugins.module_utils.netfilter import Rule
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
-
-
-class LayoutError(RuntimeError):
-    """The engine's firewall set-up is one hotport cannot (or must not) write to."""
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule
 
 
 class Layout:
