@@ -30,7 +30,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
 
 RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "classic.rules")
 ENGINE = EngineInfo("bench", "bench", "iptables")

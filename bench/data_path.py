@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, ".build"))
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
 
 IMAGE = "hotport/bench"
 CLIENT_NETNS = os.path.join(ROOT, "scripts", "client-netns.sh")

@@ -15,10 +15,10 @@ import os
 import tempfile
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 
 STATE_FILE = "/etc/hotport/mappings.json"
 STATE_VERSION = 1
@@ -29,7 +29,7 @@ class StateFileError(RuntimeError):
 
 
 # What apply_request raises with nothing changed, each with a message naming the fix.
-REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, LayoutError, ConflictError, NetfilterError)
+REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, ConflictError, PublisherError)
 
 
 def apply_request(runner, client, engine, request, check_mode=False):

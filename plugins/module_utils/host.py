@@ -126,3 +126,19 @@ def allow_loopback_routing(runner, bridge):
         return ""
     rc, out, err = runner.run(["sysctl", "-q", "-w", key + "=1"])
     return "" if rc == 0 else "sysctl -w %s=1 failed: %s" % (key, (err or out).strip())
+
+
+def forget_udp_flows(runner, flows):
+    """Drop conntrack entries for newly mapped UDP host ports ``flows`` ([(family, port)]), as
+    Docker does: an existing un-NATed flow would otherwise keep bypassing the new mapping.
+    -> warnings."""
+    flows = sorted(set(flows))
+    if not flows:
+        return []
+    if not runner.which("conntrack"):
+        return ["conntrack not found: existing UDP flows to %s may bypass the new mapping until "
+                "they expire; install conntrack." % ", ".join(sorted(set(str(port) for family, port in flows)))]
+    for family, port in flows:
+        # rc 1 means no entry matched, which is fine.
+        runner.run(["conntrack", "-D", "-f", "ipv%d" % family, "-p", "udp", "--orig-port-dst", str(port)])
+    return []

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Every published port on a host, Docker's and ours, with what is wrong with it (pure).
+"""Every published port on a host, Docker's and ours, with what is wrong with it (pure, over the
+live state a publisher read).
 
 A hotport mapping is stale when its container is gone, stopped, or no longer at the address
 its DNAT forwards to (a restart moved it), and incomplete when some of the rules the layout
@@ -13,10 +14,7 @@ from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
-    dnat_destination, host_port_claims, live_mappings)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import owned_rules
 from ansible_collections.hotport.docker.plugins.module_utils.ports import address_family
 
 ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}
@@ -27,7 +25,7 @@ def _container_view(endpoint, running):
             "network": endpoint.network, "ip": endpoint.ip, "ip6": endpoint.ip6, "bridge": endpoint.bridge}
 
 
-def _hotport_status(tag, family, ip, containers, present_rules, layout, mapping):
+def _hotport_status(publisher, live, tag, family, ip, containers, present_rules, mapping):
     """(container view or None, stale reason or '', complete) of one of our mappings."""
     matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
     if not matches:
@@ -41,45 +39,43 @@ def _hotport_status(tag, family, ip, containers, present_rules, layout, mapping)
         now = ", ".join("%s on %s" % (endpoint.address(family), endpoint.network)
                         for endpoint in facts.endpoints if endpoint.address(family))
         return placeholder, "address changed (container now at %s)" % (now or "no address"), False
-    wanted = layout.render(mapping, at[0])
+    wanted = publisher.render(live, mapping, at[0])
     complete = all(rule.same_as in present_rules for rule in wanted)
     return _container_view(at[0], True), "", complete
 
 
-def inventory(rulesets, layout, containers, sockets=()):
-    """Parsed tables (nat, filter, mangle) per family ({4: tables, 6: tables}), the detected
-    layout, every container's ContainerFacts and the host's listening sockets -> list of
-    dicts, one per published host port and family, sorted."""
+def inventory(publisher, live, containers, sockets=()):
+    """The live state a publisher read, every container's ContainerFacts and the host's
+    listening sockets -> list of dicts, one per published host port and family, sorted."""
     found = []
-    for family, tables in sorted(rulesets.items()):
-        found += _published(family, tables, layout, containers, sockets)
+    for family in sorted(publisher.families(live)):
+        found += _published(publisher, live, family, containers, sockets)
     _mark_clashes(found)
     return sorted(found, key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
 
 
-def _published(family, tables, layout, containers, sockets):
-    """The items of one family's tables."""
-    present_rules = set(rule.same_as for table in tables.values()
-                        for rules in table.chains.values() for rule in rules)
-    ours = live_mappings(owned_rules(tables))
+def _published(publisher, live, family, containers, sockets):
+    """The items of one family."""
+    present_rules = publisher.present(live, family)
+    ours = publisher.mappings_of(publisher.owned(live, family))
     by_ip = dict((endpoint.address(family), (endpoint, facts.running))
                  for facts in containers for endpoint in facts.endpoints if endpoint.address(family))
     found = []
-    for rule, protocol, host_ip, first, last in host_port_claims(tables["nat"]):
-        ip, container_port = dnat_destination(rule)
-        tag = parse_owner_tag(rule.owner_tag)
-        for offset, host_port in enumerate(range(first, last + 1)):
-            item = {"owner": "hotport" if tag else "docker", "protocol": protocol,
-                    "host_ip": host_ip or ANY_ADDRESS[family], "host_port": host_port,
+    for claim in publisher.claims(live, family):
+        ip, container_port = claim.container_ip, claim.container_port
+        tag = parse_owner_tag(claim.owner_tag)
+        for offset, host_port in enumerate(range(claim.first, claim.last + 1)):
+            item = {"owner": "hotport" if tag else "docker", "protocol": claim.protocol,
+                    "host_ip": claim.host_ip or ANY_ADDRESS[family], "host_port": host_port,
                     "container_ip": ip, "container_port": None if container_port is None
                     else container_port + offset,
-                    "tag": rule.owner_tag or "", "stale": False, "stale_reason": "",
+                    "tag": claim.owner_tag or "", "stale": False, "stale_reason": "",
                     "complete": True, "container": None, "allowed_sources": [], "local_access": False,
                     "clashes_with": []}
-            mapping = ours.get((family, rule.owner_tag)) if tag else None
+            mapping = ours.get((family, claim.owner_tag)) if tag else None
             if mapping:
                 item["container"], item["stale_reason"], item["complete"] = _hotport_status(
-                    tag, family, ip, containers, present_rules, layout, mapping)
+                    publisher, live, tag, family, ip, containers, present_rules, mapping)
                 item["stale"] = bool(item["stale_reason"])
                 item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
                 item["clashes_with"] = ["socket:" + listener.describe()

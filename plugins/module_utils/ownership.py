@@ -23,3 +23,9 @@ def parse_owner_tag(tag):
     if not (sep and slash and port.isdigit()):
         return None
     return container_id, protocol, int(port)
+
+
+def owner_id(rule):
+    """The container short ID in a rule's tag (None when the rule is not hotport's)."""
+    tag = parse_owner_tag(rule.owner_tag)
+    return tag[0] if tag else None

@@ -151,12 +151,11 @@ engine:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts, publisher_for
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import engine_facts, read_ruleset
 
 
 def argument_spec():
@@ -188,17 +187,17 @@ def main():
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
         runner = ModuleRunner(module)
-        rulesets, layout = read_ruleset(runner, engine, lambda nat: ["filter", "mangle"])
-        items = inventory(dict((family, tables) for family, (iptables, tables) in rulesets.items()),
-                          layout, docker_api.container_facts(client), listeners(runner))
-    except (docker_api.ResolveError, LayoutError, NetfilterError) as exc:
+        publisher = publisher_for(runner, engine)
+        live = publisher.read()
+        items = inventory(publisher, live, docker_api.container_facts(client), listeners(runner))
+    except (docker_api.ResolveError, PublisherError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],
-        engine=engine_facts(engine, rulesets, layout))
+        engine=engine_facts(engine, publisher, live))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import Iptables, apply_plan
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import ConflictError, reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 
 from ..conftest import BUILD
 from .conftest import ENGINE, HOST_ADDRESS6, Host, endpoint
@@ -339,7 +340,7 @@ def test_ten_concurrent_runs_leave_one_correct_state(host, tmp_path):
             "from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports\n"
-            "from ansible_collections.hotport.docker.plugins.module_utils.reconcile import reconcile\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile\n"
             "reconcile(ProcessRunner(['ip', 'netns', 'exec', %r]), Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"
             "          EngineInfo('test', 'test', 'iptables'), parse_ports(['8080:80', '90%%02d:80' %% int(sys.argv[1])]),\n"
             "          lock_path=%r)\n" % (BUILD, host.name, endpoint().container_id, lock))

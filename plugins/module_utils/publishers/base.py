@@ -10,6 +10,8 @@ its message names the fix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class PublisherError(RuntimeError):
     """The mapping could not be published; nothing was changed."""
@@ -21,3 +23,93 @@ class LayoutError(PublisherError):
 
 class NetfilterError(PublisherError):
     """The ruleset could not be read or written; the message says what to check."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A host port range that the live state publishes: Docker's (``owner_tag`` None) or one
+    of hotport's mappings (claimed once, however many rules it has)."""
+
+    rule: object  # the publisher's rule that says so (its text() goes into messages)
+    family: int
+    protocol: str
+    host_ip: str  # '' for every address
+    first: int
+    last: int
+    owner_tag: str = None
+    container_ip: str = ""
+    container_port: int = None  # of the first host port
+
+
+class Publisher:
+    """One way to publish a host port: the interface that planner.py, apply.py and the
+    inventory use, implemented per backend (iptables.py).
+
+    A publisher's rule objects (``rules``) have ``family``, ``owner_tag`` (None when not
+    hotport's), ``same_as`` (identity for diffing) and ``text()`` (what diff mode shows). Its
+    live state (``live``) is read once per attempt and is the publisher's own object.
+    """
+
+    name = ""
+
+    def read(self, mappings=None, short_id=None):
+        """The live state, as much of it as planning ``mappings`` of container ``short_id``
+        needs (everything when None)."""
+        raise NotImplementedError
+
+    def families(self, live):
+        """Address families this engine can publish (4, and 6 where it has IPv6 rules)."""
+        raise NotImplementedError
+
+    def ipv6_refusal(self, specs):
+        """Why IPv6 ``specs`` cannot be published on this engine, and the fix."""
+        raise NotImplementedError
+
+    def claims(self, live, family):
+        """Every published host port range of ``family``: [Claim]."""
+        raise NotImplementedError
+
+    def owned(self, live, family):
+        """hotport's rules of ``family``, in ruleset order."""
+        raise NotImplementedError
+
+    def present(self, live, family):
+        """Identities (``same_as``) of every rule of ``family`` in the live state."""
+        raise NotImplementedError
+
+    def render(self, live, mapping, endpoint):
+        """The rules that publish ``mapping`` to ``endpoint``, tagged as hotport's."""
+        raise NotImplementedError
+
+    def copies(self, live, family, rule):
+        """Live copies of the desired ``rule`` -> list (they carry what deleting them needs)."""
+        raise NotImplementedError
+
+    def misplaced(self, live, family, rule):
+        """Whether a live copy of ``rule`` stands where it never matches (it is written anew)."""
+        raise NotImplementedError
+
+    def new_plan(self):
+        """An empty plan of this publisher's kind: ``delete`` and ``add`` lists of rules."""
+        raise NotImplementedError
+
+    def mappings_of(self, rules):
+        """hotport's rules (any family) -> {(family, owner tag): PortMapping}, options read back."""
+        raise NotImplementedError
+
+    def translated(self, added):
+        """(family, protocol, host port) of every mapping whose address translation ``added``
+        writes: its existing conntrack flows must be forgotten."""
+        raise NotImplementedError
+
+    def prepare(self, live, endpoint, added):
+        """Host settings the ``added`` rules need, set before they are applied."""
+        raise NotImplementedError
+
+    def apply(self, live, plans):
+        """Apply {family: Plan} as one transaction: all of it, or nothing (rolled back)."""
+        raise NotImplementedError
+
+    def facts(self, live):
+        """What the modules report about this publisher and the engine's layout."""
+        raise NotImplementedError

@@ -1,8 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The iptables publisher's I/O: find the iptables variant that holds Docker's chains, read its
-tables, apply a plan in one iptables-restore --noflush and roll back what a failure left.
+"""The iptables publisher: rules in Docker's own iptables chains, as Docker writes them for -p.
+
+Its I/O lives here: find the iptables variant that holds Docker's chains, read its tables,
+apply a plan in one iptables-restore --noflush per family and roll back what a failure left.
+The rules themselves are rendered in iptables_layouts.py, modelled in iptables_rules.py.
 
 Everything runs through a runner (runners.py), so the same code drives the host from the module
 and a throwaway network namespace from the tests.
@@ -10,10 +13,13 @@ and a throwaway network namespace from the tests.
 
 from __future__ import annotations
 
-from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.host import allow_loopback_routing
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, NetfilterError, Publisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
+    detect_layout, dnat_destination, host_port_claims, live_mappings, require_iptables_engine)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
-    Plan, Table, parse_save, parse_table, undo_plan)
+    Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
 
 # Docker's own binaries: iptables-nft and iptables-legacy keep separate rulesets, and
 # Docker's chains live in exactly one of them. Plain "iptables" covers hosts (RHEL) that
@@ -22,6 +28,10 @@ VARIANTS = ("nft", "legacy", "")
 # How long iptables-restore waits for the xtables lock (iptables-legacy and anything else
 # holding it): bounded, so that a stuck holder gives a clear error instead of a hung run.
 XTABLES_WAIT = 10
+IPV6_OFF = ("IPv6 mapping(s) %s need Docker's ip6tables rules, and this engine writes none (its "
+            "ip6tables nat DOCKER chain is missing). Turn them on in /etc/docker/daemon.json with "
+            "\"ip6tables\": true (Docker 20.10 to 26 also need \"experimental\": true; on by default "
+            "from 27) and restart dockerd, or map IPv4 only.")
 
 
 class Iptables:
@@ -127,3 +137,138 @@ def apply_plans(steps):
                 raise NetfilterError("%s Earlier changes of this run: %s." % (exc, "; ".join(undone)))
             raise
         done.append((iptables, plan, before))
+
+
+class IptablesLive:
+    """What one read found: per family the Iptables and its parsed tables, and the layout."""
+
+    def __init__(self, rulesets, layout):
+        self.rulesets = rulesets  # {family: (Iptables, {table name: Table})}
+        self.layout = layout
+        self._placement = {}
+
+    def tables(self, family):
+        return self.rulesets[family][1]
+
+    def placement(self, family):
+        """{rule identity: [positions in its chain]} and, per (table, chain), where its first
+        foreign DROP stands; worked out once per family."""
+        if family not in self._placement:
+            positions, first_drop = {}, {}
+            for table in self.tables(family).values():
+                for chain, rules in table.chains.items():
+                    for index, rule in enumerate(rules, start=1):
+                        positions.setdefault(rule.same_as, []).append(index)
+                        if rule.value("-j") == "DROP" and not rule.owner_tag:
+                            first_drop.setdefault((table.name, chain), index)
+            self._placement[family] = positions, first_drop
+        return self._placement[family]
+
+
+class IptablesPublisher(Publisher):
+    """Publishes with the rules Docker itself writes for -p, in Docker's chains, tagged."""
+
+    name = "iptables"
+
+    def __init__(self, runner, engine):
+        self.runner = runner
+        self.engine = engine
+
+    def read(self, mappings=None, short_id=None):
+        """Find the iptables variant holding Docker's chains, read nat and the other tables
+        planning needs (all of them when ``mappings`` is None), detect the layout. Family 6 is
+        there when Docker writes ip6tables rules too (same variant)."""
+        require_iptables_engine(self.engine)
+        if mappings is None:
+            def tables_besides_nat(nat):
+                return ["filter", "mangle"]
+        else:
+            def tables_besides_nat(nat):
+                return _tables_besides_nat(nat, mappings, short_id)
+        iptables, nat = find_docker_iptables(self.runner)
+        tables = iptables.read(tables_besides_nat(nat))
+        tables["nat"] = nat
+        rulesets = {4: (iptables, tables)}
+        ip6tables = iptables.ipv6()
+        if self.runner.which(ip6tables.binary("save")):
+            # All tables at once: naming one (-t nat) would make iptables-legacy create it.
+            rc, out, err = self.runner.run([ip6tables.binary("save")])
+            found = parse_save(out, 6)
+            nat6 = found.get("nat", Table("nat"))
+            if rc == 0 and "DOCKER" in nat6.chains:
+                tables6 = dict((name, found.get(name, Table(name))) for name in tables_besides_nat(nat6))
+                tables6["nat"] = nat6
+                rulesets[6] = (ip6tables, tables6)
+        return IptablesLive(rulesets, detect_layout(nat, tables["filter"]))
+
+    def families(self, live):
+        return set(live.rulesets)
+
+    def ipv6_refusal(self, specs):
+        return IPV6_OFF % ", ".join(specs)
+
+    def claims(self, live, family):
+        claims = []
+        for rule, protocol, host_ip, first, last in host_port_claims(live.tables(family)["nat"]):
+            ip, port = dnat_destination(rule)
+            claims.append(Claim(rule, family, protocol, host_ip, first, last, rule.owner_tag, ip, port))
+        return claims
+
+    def owned(self, live, family):
+        return owned_rules(live.tables(family))
+
+    def present(self, live, family):
+        return set(live.placement(family)[0])
+
+    def render(self, live, mapping, endpoint):
+        return live.layout.render(mapping, endpoint)
+
+    def copies(self, live, family, rule):
+        # iptables -D deletes the first rule equal to the spec: the rule itself is the key.
+        return [rule] * len(live.placement(family)[0].get(rule.same_as, []))
+
+    def misplaced(self, live, family, rule):
+        # A copy behind Docker's DROP (Docker 28+ inserts its ACCEPTs ahead of it) never matches.
+        positions, first_drop = live.placement(family)
+        drop = first_drop.get((rule.table, rule.chain))
+        return bool(rule.position) and drop is not None and any(
+            at > drop for at in positions.get(rule.same_as, []))
+
+    def new_plan(self):
+        return Plan()
+
+    def mappings_of(self, rules):
+        return live_mappings(rules)
+
+    def translated(self, added):
+        return set((rule.family, rule.value("-p"), int(rule.value("--dport"))) for rule in added
+                   if rule.table == "nat" and rule.value("-j") == "DNAT")
+
+    def prepare(self, live, endpoint, added):
+        """route_localnet on the bridge before the first loopback DNAT lands (it is never turned
+        off again: Docker's own hairpin mode leaves it on, and other mappings may rely on it)."""
+        if not any(rule.chain == "OUTPUT" for rule in added) or not live.layout.userland_proxy:
+            return
+        error = allow_loopback_routing(self.runner, endpoint.bridge)
+        if error:
+            raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")
+
+    def apply(self, live, plans):
+        apply_plans([(iptables, plans[family], tables) for family, (iptables, tables) in sorted(live.rulesets.items())])
+
+    def facts(self, live):
+        facts = dict(publisher=self.name, iptables=live.rulesets[4][0].name, ipv6=6 in live.rulesets)
+        facts.update(live.layout.describe())
+        return facts
+
+
+def _tables_besides_nat(nat, mappings, short_id):
+    """filter always; mangle only where SCTP checksum rules may be written or removed. A removed
+    container's SCTP port is only taken over by an SCTP mapping, so ours decide."""
+    tables = ["filter"]
+    protocols = set(mapping.protocol for mapping in mappings)
+    protocols.update(parse_owner_tag(rule.owner_tag)[1] for rule in owned_rules({"nat": nat})
+                     if owner_id(rule) == short_id)
+    if "sctp" in protocols:
+        tables.append("mangle")
+    return tables

@@ -1,6 +1,7 @@
 """The inventory of published ports: owners, staleness, completeness, clashes (parsed tables)."""
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ContainerFacts, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesLive, IptablesPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
@@ -12,11 +13,17 @@ DOCKER_P = Rule("nat", "DOCKER", ("!", "-i", "docker0", "-p", "tcp", "-m", "tcp"
                                   "-j", "DNAT", "--to-destination", "172.17.0.5:80"))
 
 
+def over(tables_per_family, layout=Layout()):
+    """An iptables publisher and the live state of these parsed tables."""
+    return IptablesPublisher(runner=None, engine=None), IptablesLive(
+        dict((family, (None, tables)) for family, tables in tables_per_family.items()), layout)
+
+
 def listing(rules, containers, layout=Layout()):
     tables = parse_save(EMPTY)
     for rule in rules:
         tables[rule.table].chains.setdefault(rule.chain, []).append(rule)
-    return inventory({4: tables}, layout, containers)
+    return inventory(*over({4: tables}, layout), containers)
 
 
 def ours(port=8080, endpoint=WEB):
@@ -69,10 +76,10 @@ def test_ipv6_items_and_clashes_stay_within_their_family():
     v4 = parse_save(EMPTY)
     v4["nat"].chains["DOCKER"].append(docker_8080)
     containers = [ContainerFacts(web6.container_id, "web", True, (web6,)), facts(OTHER)]
-    items = inventory({4: v4, 6: v6}, Layout(), containers)
+    items = inventory(*over({4: v4, 6: v6}), containers)
     assert [(i["owner"], i["host_ip"], i["container"]["name"], i["complete"], i["clashes_with"]) for i in items] == [
         ("docker", "0.0.0.0", "other", True, []), ("hotport", "::", "web", True, [])]
     v6["nat"].chains["DOCKER"].append(docker6_8080)
-    clashing = inventory({4: v4, 6: v6}, Layout(), containers)
+    clashing = inventory(*over({4: v4, 6: v6}), containers)
     assert [i["clashes_with"] for i in clashing if i["host_ip"] == "::"] == [
         ["hotport:%s:tcp/8080" % ("a" * 12)], ["docker:fd00:aa::5"]]

@@ -1,12 +1,13 @@
-"""plan_changes and the restore text, on parsed tables (no iptables needed)."""
+"""The planner over the iptables publisher, and the restore text, on parsed tables (no iptables needed)."""
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.reconcile import (
-    ConflictError, current_mappings, plan_changes, whole_container)
+from ansible_collections.hotport.docker.plugins.module_utils.apply import current_mappings
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, plan_family, whole_container
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesLive, IptablesPublisher
 
 WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
 EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"
@@ -19,14 +20,19 @@ def tables_with(rules):
     return tables
 
 
+IPTABLES = IptablesPublisher(runner=None, engine=None)
+
+
 def plan(tables, mappings, state="present", exclusive=False, exists=True, endpoint=WEB):
-    return plan_changes(tables, Layout(), endpoint, mappings, state, whole_container(state, exclusive, mappings),
-                        lambda cid: exists)
+    """-> (Plan, stale tags taken over)"""
+    live = IptablesLive({4: (None, tables)}, Layout())
+    return plan_family(IPTABLES, live, 4, IPTABLES.claims(live, 4), endpoint, mappings, state,
+                       whole_container(state, exclusive, mappings), lambda cid: exists)
 
 
 def test_empty_ruleset_adds_everything_and_restore_text_groups_by_table():
-    result, desired, stale = plan(tables_with([]), [PortMapping("tcp", 8080, 80)])
-    assert result.add == desired and not result.delete and not stale
+    result, stale = plan(tables_with([]), [PortMapping("tcp", 8080, 80)])
+    assert result.add == Layout().render(PortMapping("tcp", 8080, 80), WEB) and not result.delete and not stale
     text = result.restore_text()
     assert text.startswith("*nat\n-A DOCKER ") and text.count("COMMIT") == 2
     assert "*filter\n-A DOCKER -d 172.17.0.2/32" in text
@@ -54,7 +60,7 @@ def test_other_container_rules_conflict_or_are_taken_over():
     theirs = Layout().render(PortMapping("tcp", 8080, 80), other)
     with pytest.raises(ConflictError, match="bbbbbbbbbbbb"):
         plan(tables_with(theirs), [PortMapping("tcp", 8080, 80)])
-    result, desired, stale = plan(tables_with(theirs), [PortMapping("tcp", 8080, 80)], exists=False)
+    result, stale = plan(tables_with(theirs), [PortMapping("tcp", 8080, 80)], exists=False)
     assert set(result.delete) == set(theirs) and stale == {"hotport:bbbbbbbbbbbb:tcp/8080"}
 
 
@@ -62,7 +68,7 @@ def test_current_mappings_read_back_from_dnat_rules():
     loopback = parse_ports(["127.0.0.1:5353:53/udp"])
     guarded = parse_ports(["8080:80"], allowed_sources=["10.0.0.0/8", "192.0.2.7"], local_access=True)
     rules = [rule for mapping in loopback + guarded for rule in Layout().render(mapping, WEB)]
-    assert current_mappings(rules, "a" * 12) == [
+    assert current_mappings(IPTABLES, rules, "a" * 12) == [
         dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
              allowed_sources=["10.0.0.0/8", "192.0.2.7/32"], local_access=True),
         dict(host_ip="127.0.0.1", host_port=5353, container_port=53, protocol="udp",

@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Desired mappings of one container -> published, through the engine's publisher.
+
+The one entry point that the module and the reconciler service call (through desired.py):
+under the host lock, read the live state once, plan (planner.py), check the host's own
+sockets and addresses, apply in one transaction, retry on a fresh read when the ruleset
+changed under us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.hotport.docker.plugins.module_utils.host import (
+    clashing_listeners, forget_udp_flows, listeners, local_addresses)
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.planner import (
+    ConflictError, fresh_mappings, plan_family, whole_container)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.runners import LOCK_PATH, HostLock
+
+ATTEMPTS = 3
+
+
+@dataclass
+class Outcome:
+    changed: bool
+    engine: dict
+    added: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
+    mappings: list = field(default_factory=list)
+    before: list = field(default_factory=list)  # rules (rendered as text only for diff mode)
+    after: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+
+def publisher_for(runner, engine):
+    """The publisher for this engine (it refuses, by name, engines it cannot write to)."""
+    return IptablesPublisher(runner, engine)
+
+
+def engine_facts(engine, publisher, live):
+    """What the modules report about the engine."""
+    facts = dict(version=engine.version, api_version=engine.api_version, firewall_backend=engine.firewall_backend)
+    facts.update(publisher.facts(live))
+    return facts
+
+
+def current_mappings(publisher, rules, short_id):
+    """Mappings of a container as its tagged rules (of both families) say -> list of dicts."""
+    found = [mapping for (dummy, tag), mapping in publisher.mappings_of(rules).items()
+             if parse_owner_tag(tag)[0] == short_id]
+    return [mapping.as_dict() for mapping in sorted(found)]
+
+
+def check_reservation(runner, mappings):
+    """Refuse host ports and addresses the host itself holds (Docker's and our own claims are
+    checked while planning). Raises ConflictError."""
+    if not mappings:
+        return
+    errors = []
+    addresses = local_addresses(runner) if any(mapping.listen_ip for mapping in mappings) else None
+    for mapping in mappings:
+        if addresses is not None and mapping.listen_ip and mapping.listen_ip not in addresses:
+            errors.append("host IP %s of %s is not an address of this host (it has %s), so the mapping "
+                          "would never match; give one of those or leave the host IP out"
+                          % (mapping.host_ip, mapping.spec(), ", ".join(sorted(addresses))))
+    sockets = listeners(runner)
+    for mapping in mappings:
+        for listener in clashing_listeners(sockets, mapping):
+            errors.append("host port %s/%d is in use on the host: a socket listens on %s (find it with "
+                          "`ss -lnp sport = :%d`); the mapping would hide it from outside traffic"
+                          % (mapping.protocol, mapping.host_port, listener.describe(), mapping.host_port))
+    if errors:
+        raise ConflictError("; ".join(errors) + ". Nothing was changed: choose a free host port, or stop "
+                            "what holds it first.")
+
+
+def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False, check_mode=False,
+              container_exists=lambda container_id: True, lock_path=LOCK_PATH, publisher=None):
+    """Bring this container's published mappings (IPv4 and IPv6) to the desired state -> Outcome.
+
+    Raises ConflictError or a PublisherError (LayoutError, NetfilterError), always with nothing
+    changed.
+    """
+    publisher = publisher or publisher_for(runner, engine)
+    short_id = endpoint.container_id[:12]
+    whole = whole_container(state, exclusive, mappings)
+    with HostLock(lock_path):
+        for attempt in range(1, ATTEMPTS + 1):
+            live = publisher.read(mappings, short_id)
+            families = publisher.families(live)
+            ipv6 = [mapping.spec() for mapping in mappings if mapping.family == 6]
+            if ipv6 and 6 not in families and state == "present":
+                raise LayoutError(publisher.ipv6_refusal(ipv6))
+            plans, stale, fresh = {}, set(), []
+            for family in sorted(families):
+                of_family = [mapping for mapping in mappings if mapping.family == family]
+                claims = publisher.claims(live, family) if state == "present" else []
+                plans[family], taken = plan_family(publisher, live, family, claims, endpoint, of_family,
+                                                   state, whole, container_exists)
+                stale.update((family, tag) for tag in taken)
+                if state == "present":
+                    fresh += fresh_mappings(claims, endpoint, of_family)
+            added = [rule for plan in plans.values() for rule in plan.add]
+            deleted = [rule for plan in plans.values() for rule in plan.delete]
+            check_reservation(runner, fresh)
+            if not check_mode:
+                publisher.prepare(live, endpoint, added)
+            try:
+                if not check_mode:
+                    publisher.apply(live, plans)
+                break
+            except NetfilterError:
+                # The ruleset may have changed between read and write (dockerd at work):
+                # the failed transaction was rolled back, so read again and re-plan.
+                if attempt == ATTEMPTS:
+                    raise
+
+    removed = set(rule.same_as for rule in deleted)
+    before = [rule for family in sorted(families) for rule in publisher.owned(live, family)
+              if (family, rule.owner_tag) in stale or owner_id(rule) == short_id]
+    after = [rule for rule in before if rule.same_as not in removed]
+    kept = set(rule.same_as for rule in after)
+    after += [rule for rule in added if rule.same_as not in kept]
+    outcome = Outcome(
+        changed=bool(added or deleted), engine=engine_facts(engine, publisher, live),
+        added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
+        mappings=current_mappings(publisher, after, short_id), before=before, after=after)
+    if stale:
+        outcome.warnings.append(
+            "took over host port(s) from removed container(s): %s"
+            % ", ".join(sorted(set(tag for family, tag in stale))))
+    if not check_mode:
+        outcome.warnings.extend(forget_udp_flows(runner, sorted(
+            (family, port) for family, protocol, port in publisher.translated(added) if protocol == "udp")))
+    return outcome
