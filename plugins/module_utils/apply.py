@@ -18,8 +18,10 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import (
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
     ConflictError, fresh_mappings, plan_family, whole_container)
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
+    LayoutError, NetfilterError, require_kernel_reach)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftablesPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.runners import LOCK_PATH, HostLock
 
 ATTEMPTS = 3
@@ -38,7 +40,11 @@ class Outcome:
 
 
 def publisher_for(runner, engine):
-    """The publisher for this engine (it refuses, by name, engines it cannot write to)."""
+    """The publisher for this engine: Docker's firewall backend decides (its publisher refuses,
+    by name, set-ups it cannot write to)."""
+    require_kernel_reach(engine)
+    if (engine.firewall_backend or "").lower().startswith("nftables"):
+        return NftablesPublisher(runner, engine)
     return IptablesPublisher(runner, engine)
 
 

@@ -59,7 +59,9 @@ def plan_family(publisher, live, family, claims, endpoint, mappings, state, whol
             raise ConflictError(
                 "; ".join(errors) + ". Nothing was changed: choose a free host port, or remove "
                 "the other mapping first.")
-        desired = [rule for mapping in mappings for rule in publisher.render(live, mapping, endpoint)]
+        # Once each: rules that several mappings need (a publisher's table structure) are shared.
+        desired = list(dict((rule.same_as, rule) for mapping in mappings
+                            for rule in publisher.render(live, mapping, endpoint)).values())
     keys = set((mapping.protocol, mapping.host_port) for mapping in mappings)
 
     def in_scope(rule):

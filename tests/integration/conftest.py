@@ -25,23 +25,18 @@ def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="do
     return Endpoint(container_id, "web", ip, "bridge", bridge, ip6)
 
 
-class Host:
-    """One namespace: its runner, and iptables-save of the whole ruleset. With ``ipv6``, Docker's
-    ip6tables chains too (an engine with ip6tables on)."""
+class Namespace:
+    """A throwaway network namespace with what a Docker host has: loopback, an outside address,
+    the docker0 bridge (IPv4 and IPv6)."""
 
-    def __init__(self, variant, ruleset, ipv6=True):
+    def __init__(self):
         if os.geteuid() != 0 or not shutil.which("ip"):
             # In CI a skip would hide every namespace test behind a green run.
             (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(
                 "needs root and iproute2 to create network namespaces")
-        if not shutil.which("iptables-%s-restore" % variant):
-            pytest.fail("iptables-%s is not installed (Debian package iptables)" % variant)
-        self.variant = variant
-        self.ruleset = ruleset
         self.name = "hp-test-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.runner = ProcessRunner(["ip", "netns", "exec", self.name])
-        # What a Docker host has: loopback, an outside address, the docker0 bridge.
         for command in (["link", "set", "lo", "up"],
                         ["link", "add", "eth0", "type", "bridge"],
                         ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
@@ -50,13 +45,28 @@ class Host:
                         ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
                         ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]):
             subprocess.run(["ip", "-n", self.name] + command, check=True)
-        self.restore(open(os.path.join(RULESETS, ruleset + ".rules")).read(), noflush=False)
-        if ipv6:
-            self.run("ip6tables-%s-restore" % variant, data=open(os.path.join(RULESETS, ruleset + ".v6.rules")).read())
 
     def run(self, *argv, **kwargs):
         return subprocess.run(["ip", "netns", "exec", self.name] + list(argv), capture_output=True,
                               text=True, check=kwargs.get("check", True), input=kwargs.get("data"))
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+class Host(Namespace):
+    """One namespace holding a Docker-like iptables ruleset: its runner, and iptables-save of the
+    whole ruleset. With ``ipv6``, Docker's ip6tables chains too (an engine with ip6tables on)."""
+
+    def __init__(self, variant, ruleset, ipv6=True):
+        if not shutil.which("iptables-%s-restore" % variant):
+            pytest.fail("iptables-%s is not installed (Debian package iptables)" % variant)
+        super().__init__()
+        self.variant = variant
+        self.ruleset = ruleset
+        self.restore(open(os.path.join(RULESETS, ruleset + ".rules")).read(), noflush=False)
+        if ipv6:
+            self.run("ip6tables-%s-restore" % variant, data=open(os.path.join(RULESETS, ruleset + ".v6.rules")).read())
 
     def restore(self, text, noflush=True):
         argv = ["iptables-%s-restore" % self.variant] + (["--noflush"] if noflush else [])
@@ -77,8 +87,25 @@ class Host:
     def tagged(self):
         return [line for line in self.save().splitlines() if "hotport:" in line]
 
-    def close(self):
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+class NftHost(Namespace):
+    """One namespace holding Docker 29's nftables tables (``ruleset``.nft), as its nftables
+    firewall backend writes them."""
+
+    def __init__(self, ruleset="docker29-nftables"):
+        if not shutil.which("nft"):
+            pytest.fail("nft is not installed (Debian package nftables)")
+        super().__init__()
+        self.run("nft", "-f", os.path.join(RULESETS, ruleset + ".nft"))
+
+    def ruleset(self):
+        return self.run("nft", "list", "ruleset").stdout
+
+    def table(self, family, name):
+        return self.run("nft", "list", "table", family, name).stdout
+
+    def tagged(self):
+        return [line.strip() for line in self.ruleset().splitlines() if "hotport:" in line]
 
 
 @pytest.fixture(params=[(v, r) for v in VARIANTS for r in LAYOUT_RULESETS],
@@ -106,5 +133,12 @@ def docker28_host(request):
 @pytest.fixture(params=VARIANTS)
 def v4_only_host(request):
     made = Host(request.param, "classic", ipv6=False)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def nft_host():
+    made = NftHost()
     yield made
     made.close()

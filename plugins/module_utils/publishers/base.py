@@ -4,7 +4,8 @@
 """What every publisher shares: the errors a refused or failed publication raises.
 
 A publisher makes the host forward a host port to a container: the iptables publisher with rules
-in Docker's own iptables chains (iptables.py). Every error is raised with nothing changed, and
+in Docker's own iptables chains (iptables.py), the nftables publisher with hotport's own nft
+tables for Docker's nftables backend (nftables.py). Every error is raised with nothing changed, and
 its message names the fix.
 """
 
@@ -25,6 +26,18 @@ class NetfilterError(PublisherError):
     """The ruleset could not be read or written; the message says what to check."""
 
 
+def require_kernel_reach(engine):
+    """Refuse, before reading any ruleset, engines whose containers the host's kernel rules
+    cannot reach: rootless Docker."""
+    if engine.rootless:
+        raise LayoutError(
+            "this Docker engine runs rootless: its containers live in RootlessKit's network "
+            "namespace, which the host's NAT rules cannot reach (neither iptables nor nftables "
+            "rules of the host see them), so hotport's kernel rules cannot publish a port of it. "
+            "Publish through Docker itself instead (docker run -p, or a proxy container that "
+            "Docker publishes). Nothing was changed.")
+
+
 @dataclass(frozen=True)
 class Claim:
     """A host port range that the live state publishes: Docker's (``owner_tag`` None) or one
@@ -43,7 +56,7 @@ class Claim:
 
 class Publisher:
     """One way to publish a host port: the interface that planner.py, apply.py and the
-    inventory use, implemented per backend (iptables.py).
+    inventory use, implemented per backend (iptables.py, nftables.py).
 
     A publisher's rule objects (``rules``) have ``family``, ``owner_tag`` (None when not
     hotport's), ``same_as`` (identity for diffing) and ``text()`` (what diff mode shows). Its

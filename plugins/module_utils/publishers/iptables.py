@@ -17,7 +17,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import allow_l
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, NetfilterError, Publisher
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
-    detect_layout, dnat_destination, host_port_claims, live_mappings, require_iptables_engine)
+    detect_layout, dnat_destination, host_port_claims, live_mappings)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
     Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
 
@@ -178,7 +178,6 @@ class IptablesPublisher(Publisher):
         """Find the iptables variant holding Docker's chains, read nat and the other tables
         planning needs (all of them when ``mappings`` is None), detect the layout. Family 6 is
         there when Docker writes ip6tables rules too (same variant)."""
-        require_iptables_engine(self.engine)
         if mappings is None:
             def tables_besides_nat(nat):
                 return ["filter", "mangle"]

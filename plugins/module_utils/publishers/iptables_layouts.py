@@ -99,25 +99,6 @@ class Docker28Layout(Layout):
         return ("!", "-s", "fe80::/10") if family == 6 else ()
 
 
-def require_iptables_engine(engine):
-    """Refuse, before reading any ruleset, engines whose containers Docker's iptables chains do
-    not reach: the nftables firewall backend (no DOCKER chains at all) and rootless Docker."""
-    if engine.rootless:
-        raise LayoutError(
-            "this Docker engine runs rootless: its containers live in RootlessKit's network "
-            "namespace, which the host's NAT rules cannot reach (there are no Docker chains in the "
-            "host's iptables), so hotport's kernel rules cannot publish a port of it. Publish "
-            "through Docker itself instead (docker run -p, or a proxy container that Docker publishes).")
-    backend = (engine.firewall_backend or "iptables").lower()
-    if backend.startswith("nftables"):
-        raise LayoutError(
-            "this Docker engine uses its nftables firewall backend (docker info: FirewallBackend "
-            "%r), which has no iptables DOCKER chains; hotport publishes through Docker's iptables "
-            "backend only, so far. Run dockerd with the iptables backend (the default: remove "
-            "\"firewall-backend\" from /etc/docker/daemon.json, or --firewall-backend=iptables) "
-            "to use hotport. Nothing was changed." % engine.firewall_backend)
-
-
 def detect_layout(nat, filter_table):
     """Choose the layout from the live ruleset (the truth), not from the version string."""
     if "DOCKER" not in filter_table.chains:
