@@ -10,6 +10,9 @@ Each run gets a fresh throwaway network namespace loaded with a Docker 20.10-lik
   builtin   ansible.builtin.iptables in a loop, 3 items per mapping, one ansible-playbook run
             (N <= 100; it needs minutes beyond)
   floor     one `iptables-restore --noflush` of exactly hotport's rules plus one iptables-save
+  nftables  the same reconcile() through the nftables publisher, in a namespace holding Docker 29's
+            nftables tables (tests/integration/rulesets/docker29-nftables.nft)
+  nft-floor one `nft -f` of exactly those rules plus one `nft -a list ruleset` (what a run reads)
 
 Writes docs/bench/control_plane.json; plot.py draws it.
 """
@@ -27,13 +30,17 @@ sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import (  # noqa: E402
+    NftablesPublisher, NftPlan, batch_text)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
 
 RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "classic.rules")
+NFT_RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "docker29-nftables.nft")
 ENGINE = EngineInfo("bench", "bench", "iptables")
+NFT_ENGINE = EngineInfo("bench", "bench", "nftables")
 WEB = Endpoint("be7c4" + "0" * 59, "web", "172.17.0.2", "bridge", "docker0")
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1,10,100,1000").split(",")]
 BUILTIN_MAX = int(os.environ.get("BENCH_BUILTIN_MAX", "100"))
@@ -42,11 +49,16 @@ OUT = os.path.join(ROOT, "docs", "bench", "control_plane.json")
 
 
 class Namespace:
-    def __init__(self):
+    """A throwaway namespace with Docker's iptables chains, or with ``nft`` its nftables tables."""
+
+    def __init__(self, nft=False):
         self.name = "hp-bench-" + uuid.uuid4().hex[:8]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.prefix = ["ip", "netns", "exec", self.name]
-        self.run(["iptables-nft-restore"], open(RULESET).read())
+        if nft:
+            self.run(["nft", "-f", NFT_RULESET])
+        else:
+            self.run(["iptables-nft-restore"], open(RULESET).read())
 
     def run(self, argv, data=None):
         return subprocess.run(self.prefix + argv, input=data, capture_output=True, text=True, check=True)
@@ -86,6 +98,27 @@ def hotport(count):
         apply = timed(lambda: reconcile(runner, WEB, ENGINE, mappings(count), lock_path=lock))
         rerun = timed(lambda: reconcile(runner, WEB, ENGINE, mappings(count), lock_path=lock))
         assert len([line for line in ns.run(["iptables-nft-save"]).stdout.splitlines() if "hotport:" in line]) == 3 * count
+    return apply, rerun
+
+
+def nftables(count):
+    with Namespace(nft=True) as ns, tempfile.TemporaryDirectory() as tmp:
+        runner = ProcessRunner(ns.prefix)
+        lock = os.path.join(tmp, "lock")
+        apply = timed(lambda: reconcile(runner, WEB, NFT_ENGINE, mappings(count), lock_path=lock))
+        rerun = timed(lambda: reconcile(runner, WEB, NFT_ENGINE, mappings(count), lock_path=lock))
+        assert ns.run(["nft", "list", "table", "ip", "hotport"]).stdout.count("dnat to 172.17.0.2:80") == count
+    return apply, rerun
+
+
+def nft_floor(count):
+    with Namespace(nft=True) as ns:
+        publisher = NftablesPublisher(ProcessRunner(ns.prefix), NFT_ENGINE)
+        live = publisher.read()
+        rules = [rule for mapping in mappings(count) for rule in publisher.render(live, mapping, WEB)]
+        batch = batch_text({4: NftPlan(add=list(dict((rule.same_as, rule) for rule in rules).values()))})
+        apply = timed(lambda: (ns.run(["nft", "-f", "-"], batch), ns.run(["nft", "-a", "list", "ruleset"])))
+        rerun = timed(lambda: ns.run(["nft", "-a", "list", "ruleset"]))
     return apply, rerun
 
 
@@ -165,10 +198,11 @@ def floor(count):
 def main():
     results = []
     for count in SIZES:
-        for name, method in (("hotport", hotport), ("floor", floor), ("recipe", recipe), ("builtin", builtin)):
+        for name, method in (("hotport", hotport), ("floor", floor), ("nftables", nftables), ("nft-floor", nft_floor),
+                             ("recipe", recipe), ("builtin", builtin)):
             if name == "builtin" and count > BUILTIN_MAX:
                 continue
-            repeats = REPEAT if name in ("hotport", "floor") else 1
+            repeats = REPEAT if name in ("hotport", "floor", "nftables", "nft-floor") else 1
             runs = [method(count) for dummy in range(repeats)]
             apply = statistics.median(run[0] for run in runs)
             rerun = statistics.median(run[1] for run in runs)

@@ -1,6 +1,7 @@
 """Probes shared by the Molecule scenarios' testinfra tests: traffic goes from this controller
 to the Docker-in-Docker hosts' addresses, like a remote client's, and nowhere else."""
 import errno
+import json
 import os
 import socket
 import subprocess
@@ -119,3 +120,59 @@ def reconciler_log(host):
     if uses_systemd(host):
         return host.check_output("journalctl -u hotport-reconcile -o cat --no-pager")
     return host.check_output("cat /var/log/hotport-reconcile.log")
+
+
+def hotport(host, **args):
+    """Run the module in the DinD host -> its result. ansible-core 2.19 leaves 'failed' out of
+    ad hoc results, so testinfra cannot raise on failure: callers check 'msg'."""
+    return host.ansible("hotport.docker.container_port_map", json.dumps(args), check=False)
+
+
+def own_address(host):
+    return host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
+
+
+def hairpin(host, container, target):
+    """GET / from inside ``container`` to the socat address ``target`` (TCP:A:P or TCP6:[A]:P)
+    -> the last line it got ('' for none). socat, not busybox wget: the static busybox's wget
+    crashes (SIGSEGV) inside some engines here."""
+    probe = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i %s /bin/socat -T3 - %s" % (container, target)
+    return (host.run(probe).stdout.splitlines() or [""])[-1]
+
+
+# From the IPv6 client namespace (fd99::2) to the host's fd99::1: TCP GET / or one UDP datagram.
+# A closed port (refused, reset, silence) prints nothing; any other error fails the probe.
+PROBE6 = """
+import socket, sys
+kind, port = sys.argv[1], int(sys.argv[2])
+closed = (ConnectionRefusedError, ConnectionResetError, socket.timeout)
+try:
+    if kind == "tcp":
+        with socket.create_connection(("fd99::1", port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+            data = b"".join(iter(lambda: conn.recv(4096), b""))
+            print(data.decode().partition("\\r\\n\\r\\n")[2].strip())
+    else:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            for dummy in range(3):
+                sock.sendto(b"probe\\n", ("fd99::1", port))
+                try:
+                    print(sock.recv(4096).decode().strip())
+                    break
+                except closed:
+                    continue
+except closed:
+    pass
+"""
+
+
+def ask6(host, port, kind="tcp"):
+    """Answer through the host's IPv6 address from outside, or None when the port is closed."""
+    answer = host.check_output("ip netns exec hp-client6 python3 -c '%s' %s %d" % (PROBE6, kind, port))
+    return answer or None
+
+
+def container_ip6(host, name, network="hp-net6"):
+    return host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s\").GlobalIPv6Address}}' %s" % (network, name))

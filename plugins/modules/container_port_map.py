@@ -10,13 +10,16 @@ module: container_port_map
 short_description: Publish ports of a running Docker container, exactly as C(docker run -p) would
 version_added: 0.1.0
 description:
-  - Maps host ports to ports of an B(already running) container without restarting it, by writing
-    the same iptables rules Docker itself writes for C(-p) on the detected engine generation
-    (Docker 20.10 to 29 with the iptables firewall backend).
+  - Maps host ports to ports of an B(already running) container without restarting it. With Docker's
+    iptables firewall backend (the default; Docker 20.10 to 29) it writes the same iptables rules
+    Docker itself writes for C(-p) on the detected engine generation. With Docker 29's nftables
+    backend it writes hotport's own nft tables (C(ip hotport), C(ip6 hotport)) with the DNATs, and sets the
+    mark of Docker's C(bridge-accept-fwmark) option on exactly those flows, so that Docker accepts them.
   - Resolves the container with the Docker API (per-network address, bridge name), detects the engine
     layout from the live ruleset (iptables-nft or iptables-legacy, userland proxy, Docker 28 DROP
     rules), diffs the rules it wants against the rules it tagged earlier, and applies every change in
-    one C(iptables-restore --noflush) transaction. A failure leaves the ruleset as it was.
+    one transaction (C(iptables-restore --noflush) per family, rolled back together; one C(nft -f) batch).
+    A failure leaves the ruleset as it was.
   - Every rule it writes carries the comment C(hotport:<container short ID>:<protocol>/<host port>).
     Rules without that comment are never modified; chains are never flushed.
   - Re-running after the container restarted with a new address moves the mapping; re-running after
@@ -32,7 +35,7 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: Shows the affected rules before and after, in iptables-save syntax.
+    details: Shows the affected rules before and after, in iptables-save syntax (nft syntax with the nftables backend).
   platform:
     platforms: posix
 options:
@@ -110,14 +113,17 @@ options:
         option no file is touched.
     type: path
 requirements:
-  - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
+  - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains), or with Docker's nftables
+    backend nft (the nftables package) and dockerd's C(bridge-accept-fwmark) option
   - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
 notes:
   - Docker's port allocator does not know these mappings. A host port mapped here can later be given
     by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes or
     a socket on the host listens on, and a host IP that is not on the host.
     P(hotport.docker.container_port_map_info#module) reports clashes that arise later.
-  - Docker's nftables firewall backend (Docker 29, opt-in) is refused with an explanation.
+  - Docker's nftables firewall backend (Docker 29, opt-in) needs C(bridge-accept-fwmark) in dockerd's configuration
+    (for example the key C(bridge-accept-fwmark) with value C(0x4000000/0x4000000) in C(daemon.json), then a dockerd
+    restart); without it the run is refused with that advice. Rootless Docker is refused.
   - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
     containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
   - IPv6 mappings need an engine that writes ip6tables rules (C(ip6tables) set to true in C(daemon.json), the
@@ -224,25 +230,38 @@ engine:
       description: Docker's firewall backend (C(iptables) on engines that do not report one).
       type: str
       sample: iptables
+    publisher:
+      description: How the mapping is published, V(iptables) (Docker's chains) or V(nftables) (hotport's own tables).
+      type: str
+      sample: iptables
     iptables:
-      description: The iptables variant that holds Docker's chains.
+      description: The iptables variant that holds Docker's chains (iptables publisher).
       type: str
       sample: iptables-nft
+    table:
+      description: hotport's IPv4 table (nftables publisher; the IPv6 one is C(ip6 hotport)).
+      type: str
+      sample: ip hotport
+    accept_mark:
+      description: The mark and mask of Docker's C(bridge-accept-fwmark) that hotport sets (nftables publisher).
+      type: str
+      sample: 0x4000000/0x4000000
     ipv6:
       description: Whether Docker writes ip6tables rules on this engine, so that IPv6 mappings are possible.
       type: bool
       sample: false
     layout:
-      description: V(classic) (Docker 20.10 to 27) or V(docker28) (Docker 28 and later, iptables backend).
+      description: V(classic) (Docker 20.10 to 27), V(docker28) (Docker 28 and later, iptables backend) or
+        V(nftables) (Docker's nftables backend).
       type: str
       sample: classic
     userland_proxy:
-      description: Whether Docker's userland proxy is on.
+      description: Whether Docker's userland proxy is on (iptables publisher).
       type: bool
       sample: true
 rules:
   description: Rules written and deleted by this run (or that would be, in check mode), in iptables-save
-    syntax; ip6tables rules start with C(-6).
+    syntax (ip6tables rules start with C(-6)), or as C(nft add rule) commands with the nftables backend.
   returned: success
   type: dict
   contains:

@@ -4,25 +4,17 @@ Probes go from this controller to the DinD host's address, like a remote client'
 differential test compares hotport's rules with those Docker wrote for `-p` on a twin.
 Tests run in file order: the last ones restart the container, then dockerd.
 """
-import json
 import os
 import re
 import sys
 import time
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import PAYLOAD, container_ip, dind_address, eventually, tcp_get, udp_ask  # noqa: E402
+from probes import (PAYLOAD, ask6, container_ip, container_ip6, dind_address, eventually, hairpin,  # noqa: E402
+                    hotport, own_address, tcp_get, udp_ask)
 
 SAVED = "(iptables-save; ip6tables-save) | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
-
-
-def hotport(host, **args):
-    """Run the module in the DinD host -> its result. ansible-core 2.19 leaves 'failed' out of
-    ad hoc results, so testinfra cannot raise on failure: callers check 'msg'."""
-    return host.ansible("hotport.docker.container_port_map", json.dumps(args), check=False)
 
 
 def engine_major(host):
@@ -101,18 +93,6 @@ def test_differential_against_docker_run_p(host):
         assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
 
 
-def own_address(host):
-    return host.check_output("ip -4 -o addr show eth0").split()[3].split("/")[0]
-
-
-def hairpin(host, container, target):
-    """GET / from inside ``container`` to the socat address ``target`` (TCP:A:P or TCP6:[A]:P)
-    -> the last line it got ('' for none). socat, not busybox wget: the static busybox's wget
-    crashes (SIGSEGV) inside some engines here."""
-    probe = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | docker exec -i %s /bin/socat -T3 - %s" % (container, target)
-    return (host.run(probe).stdout.splitlines() or [""])[-1]
-
-
 def test_local_access_serves_loopback_and_hairpin(host):
     assert host.run("curl -sS -m 3 http://127.0.0.1:9092/").rc != 0
     opened = hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)
@@ -152,44 +132,6 @@ def test_reserved_port_and_foreign_host_ip_are_refused_with_nothing_changed(host
         assert host.check_output(SAVED) == before
     finally:
         host.run("docker rm -f squatter")
-
-
-# From the IPv6 client namespace (fd99::2) to the host's fd99::1: TCP GET / or one UDP datagram.
-# A closed port (refused, reset, silence) prints nothing; any other error fails the probe.
-PROBE6 = """
-import socket, sys
-kind, port = sys.argv[1], int(sys.argv[2])
-closed = (ConnectionRefusedError, ConnectionResetError, socket.timeout)
-try:
-    if kind == "tcp":
-        with socket.create_connection(("fd99::1", port), timeout=3) as conn:
-            conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-            data = b"".join(iter(lambda: conn.recv(4096), b""))
-            print(data.decode().partition("\\r\\n\\r\\n")[2].strip())
-    else:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(1)
-            for dummy in range(3):
-                sock.sendto(b"probe\\n", ("fd99::1", port))
-                try:
-                    print(sock.recv(4096).decode().strip())
-                    break
-                except closed:
-                    continue
-except closed:
-    pass
-"""
-
-
-def ask6(host, port, kind="tcp"):
-    """Answer through the host's IPv6 address from outside, or None when the port is closed."""
-    answer = host.check_output("ip netns exec hp-client6 python3 -c '%s' %s %d" % (PROBE6, kind, port))
-    return answer or None
-
-
-def container_ip6(host, name, network="hp-net6"):
-    return host.check_output(
-        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s\").GlobalIPv6Address}}' %s" % (network, name))
 
 
 def test_ipv6_differential_against_docker_run_p(host):
@@ -283,28 +225,3 @@ def test_absent_closes_the_port(host):
     assert tcp_get(dind_address(host), 9090) == PAYLOAD  # the probe works on this host ...
     assert tcp_get(dind_address(host), 8080) is None
     assert not [l for t, l in ruleset(host) if "hotport:" + web_id[:12] in l]
-
-
-def test_nftables_backend_is_refused_by_name_with_nothing_changed(host):
-    """Docker 29's nftables firewall backend has no iptables DOCKER chains: the refusal names the
-    backend, and neither nft's nor iptables' ruleset changes. Runs last: it restarts dockerd."""
-    if engine_major(host) < 29:
-        pytest.skip("the nftables firewall backend exists from Docker 29")
-    host.check_output("mkdir -p /etc/docker && echo '{\"firewall-backend\": \"nftables\"}' > /etc/docker/daemon.json")
-    try:
-        host.check_output("kill $(pidof dockerd)")  # the platform's loop starts it again
-
-        def backend():
-            return host.run("docker info -f '{{.FirewallBackend.Driver}}'").stdout.strip()
-
-        def web_running():
-            return host.run("docker inspect -f '{{.State.Running}}' web").stdout.strip()
-
-        assert eventually(backend, "nftables", timeout=60) == "nftables"
-        assert eventually(web_running, "true") == "true"
-        before = host.check_output("nft -s list ruleset; " + SAVED)
-        refused = hotport(host, container="web", ports=["8080:80"])
-        assert "nftables firewall backend" in refused.get("msg", ""), refused
-        assert host.check_output("nft -s list ruleset; " + SAVED) == before
-    finally:
-        host.run("rm -f /etc/docker/daemon.json; kill $(pidof dockerd)")
