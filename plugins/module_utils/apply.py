@@ -11,6 +11,7 @@ changed under us.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
@@ -22,9 +23,12 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
     LayoutError, NetfilterError, require_kernel_reach)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.runners import LOCK_PATH, HostLock
 
 ATTEMPTS = 3
+# The sidecar publisher runs without root (and maybe far from the host): Docker serialises its API.
+NO_LOCK = contextlib.nullcontext()
 
 
 @dataclass
@@ -39,9 +43,11 @@ class Outcome:
     warnings: list = field(default_factory=list)
 
 
-def publisher_for(runner, engine):
-    """The publisher for this engine: Docker's firewall backend decides (its publisher refuses,
-    by name, set-ups it cannot write to)."""
+def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=None):
+    """The publisher: a sidecar when asked for; otherwise kernel rules, where Docker's firewall
+    backend decides which (its publisher refuses, by name, set-ups it cannot write to)."""
+    if method == "sidecar":
+        return SidecarPublisher(client, sidecar_image)
     require_kernel_reach(engine)
     if (engine.firewall_backend or "").lower().startswith("nftables"):
         return NftablesPublisher(runner, engine)
@@ -95,7 +101,7 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     publisher = publisher or publisher_for(runner, engine)
     short_id = endpoint.container_id[:12]
     whole = whole_container(state, exclusive, mappings)
-    with HostLock(lock_path):
+    with (HostLock(lock_path) if publisher.kernel else NO_LOCK):
         for attempt in range(1, ATTEMPTS + 1):
             live = publisher.read(mappings, short_id)
             families = publisher.families(live)
@@ -113,7 +119,8 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                     fresh += fresh_mappings(claims, endpoint, of_family)
             added = [rule for plan in plans.values() for rule in plan.add]
             deleted = [rule for plan in plans.values() for rule in plan.delete]
-            check_reservation(runner, fresh)
+            if publisher.kernel:
+                check_reservation(runner, fresh)
             if not check_mode:
                 publisher.prepare(live, endpoint, added)
             try:

@@ -15,7 +15,7 @@ import os
 import tempfile
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
-from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.apply import publisher_for, reconcile
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
@@ -36,7 +36,7 @@ def apply_request(runner, client, engine, request, check_mode=False):
     """Resolve the container of ``request`` and reconcile its rules -> (Endpoint, Outcome).
 
     ``request`` has the module's keys: container, ports, network, state, exclusive,
-    allowed_sources, local_access.
+    allowed_sources, local_access, method, sidecar_image.
     """
     state = request.get("state") or "present"
     mappings = request_mappings(request)
@@ -47,9 +47,10 @@ def apply_request(runner, client, engine, request, check_mode=False):
         docker_api.require_addresses(endpoint, mappings)
     else:
         endpoint = docker_api.endpoint_for_removal(client, request["container"])
+    publisher = publisher_for(runner, engine, client, request.get("method") or "kernel", request.get("sidecar_image"))
     outcome = reconcile(
         runner, endpoint, engine, mappings, state=state, exclusive=bool(request.get("exclusive")),
-        check_mode=check_mode,
+        check_mode=check_mode, publisher=publisher,
         container_exists=lambda container_id: docker_api.container_exists(client, container_id))
     return endpoint, outcome
 
@@ -75,10 +76,11 @@ def load_state(path=STATE_FILE):
     return data["mappings"]
 
 
-def entry_matches(entry, endpoint, container):
-    """Whether a recorded entry names the container of this request (by name or ID)."""
+def entry_matches(entry, endpoint, container, method="kernel"):
+    """Whether a recorded entry names the container of this request (by name or ID), published
+    with the same method."""
     names = set([container, endpoint.name, endpoint.container_id, endpoint.container_id[:12]])
-    return entry.get("container") in names
+    return entry.get("container") in names and (entry.get("method") or "kernel") == method
 
 
 def record_request(entries, request, endpoint, mappings):
@@ -89,9 +91,10 @@ def record_request(entries, request, endpoint, mappings):
     or the whole entry goes when no ports are given.
     """
     container = request["container"]
+    method = request.get("method") or "kernel"
     kept, old = [], None
     for entry in entries:
-        if old is None and entry_matches(entry, endpoint, container):
+        if old is None and entry_matches(entry, endpoint, container, method):
             old = entry
         else:
             kept.append(entry)
@@ -109,6 +112,8 @@ def record_request(entries, request, endpoint, mappings):
         entry = {"container": (old or {}).get("container") or endpoint.name or container,
                  "network": network,
                  "ports": [ports[key].as_request() for key in sorted(ports)]}
+        if method != "kernel":
+            entry.update(method=method, sidecar_image=request.get("sidecar_image") or (old or {}).get("sidecar_image"))
         kept.append(entry)
     return sorted(kept, key=lambda entry: entry["container"])
 

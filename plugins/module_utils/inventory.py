@@ -65,7 +65,7 @@ def _published(publisher, live, family, containers, sockets):
         ip, container_port = claim.container_ip, claim.container_port
         tag = parse_owner_tag(claim.owner_tag)
         for offset, host_port in enumerate(range(claim.first, claim.last + 1)):
-            item = {"owner": "hotport" if tag else "docker", "protocol": claim.protocol,
+            item = {"owner": "hotport" if tag else "docker", "method": "kernel", "protocol": claim.protocol,
                     "host_ip": claim.host_ip or ANY_ADDRESS[family], "host_port": host_port,
                     "container_ip": ip, "container_port": None if container_port is None
                     else container_port + offset,

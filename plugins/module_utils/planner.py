@@ -33,7 +33,7 @@ def conflicts(claims, mappings, short_id, container_exists):
                 continue
             tag = parse_owner_tag(claim.owner_tag)
             if tag is None:
-                errors.append("%s is already published by Docker (rule %s)" % (mapping.spec(), claim.rule.text()))
+                errors.append("%s is already published by Docker (%s)" % (mapping.spec(), claim.rule.text()))
             elif tag[0] == short_id:
                 continue
             elif container_exists(tag[0]):

@@ -101,6 +101,29 @@ options:
       - When V(true), mappings of this container that are not in O(ports) are removed.
     type: bool
     default: false
+  method:
+    description:
+      - V(kernel) publishes with the host's kernel rules (iptables in Docker's chains, or hotport's nft
+        tables with Docker's nftables backend); it needs root on the Docker host.
+      - V(sidecar) publishes through Docker itself, with one proxy container per mapping (C(socat) from
+        O(sidecar_image)) on the target's network, published as C(HOST_IP:HOST_PORT:PORT/PROTO), restart
+        policy C(unless-stopped), labelled C(io.hotport.sidecar). It needs only the Docker API, so it works
+        with rootless Docker, Docker's nftables backend without C(bridge-accept-fwmark), and a remote
+        O(docker_host). On a user-defined network it forwards to the container's name (Docker's DNS
+        follows it across restarts); on the default bridge to its address (a re-run or the reconciler
+        re-creates the sidecar when that changes). The container sees connections from the sidecar's
+        address, not the client's. O(allowed_sources) is refused with this method (the sidecar cannot
+        see the client's address behind Docker's userland proxy); loopback and other containers are
+        served as Docker serves any C(-p) port, whatever O(local_access) says.
+    type: str
+    choices: [kernel, sidecar]
+    default: kernel
+  sidecar_image:
+    description:
+      - With O(method=sidecar), the image of the proxy containers. Any image with C(socat) on its PATH
+        works; the module sets the entrypoint and command. Pulled when missing.
+    type: str
+    default: alpine/socat:1.8.0.1
   state_file:
     description:
       - Record the request in this JSON file, the list of mappings the reconciler service
@@ -296,6 +319,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
     REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, request_mappings, save_state)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import DEFAULT_IMAGE as DEFAULT_SIDECAR_IMAGE
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
@@ -308,6 +332,8 @@ def argument_spec():
         exclusive=dict(type="bool", default=False),
         allowed_sources=dict(type="list", elements="str", default=[]),
         local_access=dict(type="bool", default=False),
+        method=dict(type="str", default="kernel", choices=["kernel", "sidecar"]),
+        sidecar_image=dict(type="str", default=DEFAULT_SIDECAR_IMAGE),
         state_file=dict(type="path"),
     )
     spec.update(docker_api.docker_common_argument_spec())

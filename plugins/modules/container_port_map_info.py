@@ -72,9 +72,18 @@ mappings:
   elements: dict
   contains:
     owner:
-      description: V(hotport) for rules tagged by hotport, V(docker) for Docker's own C(-p) rules.
+      description: V(hotport) for rules tagged by hotport and its sidecars, V(docker) for Docker's own C(-p) rules.
       type: str
       sample: hotport
+    method:
+      description: V(kernel) (rules in the host's firewall) or V(sidecar) (a proxy container Docker publishes).
+      type: str
+      sample: kernel
+    sidecar:
+      description: The name of the sidecar container (V(sidecar) items only).
+      type: str
+      returned: for sidecar mappings
+      sample: hotport-web-tcp-8080
     protocol:
       description: V(tcp), V(udp) or V(sctp).
       type: str
@@ -155,6 +164,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.apply import engine
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher, sidecar_items
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
@@ -179,6 +189,23 @@ def wanted(item, container, owner):
         known and (known.startswith(container) or container.startswith(known)) for known in ids))
 
 
+def kernel_inventory(module, runner, engine, containers, sidecars):
+    """The kernel publisher's items and the engine facts. Where kernel rules cannot be read (rootless
+    Docker, no root, the nftables backend without its accept mark) but sidecars exist, a warning
+    says so and the sidecars are listed alone."""
+    try:
+        publisher = publisher_for(runner, engine)
+        live = publisher.read()
+        return inventory(publisher, live, containers, listeners(runner)), engine_facts(engine, publisher, live)
+    except PublisherError as exc:
+        if not sidecars:
+            raise
+        module.warn("only hotport's sidecars are listed; kernel mappings and Docker's published ports "
+                    "cannot be read here: %s" % exc)
+        return [], dict(version=engine.version, api_version=engine.api_version,
+                        firewall_backend=engine.firewall_backend)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     docker_api.require_sdk(module)
@@ -186,18 +213,19 @@ def main():
     try:
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
-        runner = ModuleRunner(module)
-        publisher = publisher_for(runner, engine)
-        live = publisher.read()
-        items = inventory(publisher, live, docker_api.container_facts(client), listeners(runner))
+        containers = docker_api.container_facts(client)
+        sidecars = sidecar_items(SidecarPublisher(client).read(), containers)
+        kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars)
     except (docker_api.ResolveError, PublisherError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
+    items = sorted(kernel + sidecars,
+                   key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],
-        engine=engine_facts(engine, publisher, live))
+        engine=facts)
 
 
 if __name__ == "__main__":

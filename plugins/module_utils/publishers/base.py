@@ -5,7 +5,8 @@
 
 A publisher makes the host forward a host port to a container: the iptables publisher with rules
 in Docker's own iptables chains (iptables.py), the nftables publisher with hotport's own nft
-tables for Docker's nftables backend (nftables.py). Every error is raised with nothing changed, and
+tables for Docker's nftables backend (nftables.py), the sidecar publisher with a proxy container
+that Docker itself publishes (sidecar.py). Every error is raised with nothing changed, and
 its message names the fix.
 """
 
@@ -34,7 +35,7 @@ def require_kernel_reach(engine):
             "this Docker engine runs rootless: its containers live in RootlessKit's network "
             "namespace, which the host's NAT rules cannot reach (neither iptables nor nftables "
             "rules of the host see them), so hotport's kernel rules cannot publish a port of it. "
-            "Publish through Docker itself instead (docker run -p, or a proxy container that "
+            "Use method: sidecar, which publishes through Docker itself (a proxy container that "
             "Docker publishes). Nothing was changed.")
 
 
@@ -56,7 +57,7 @@ class Claim:
 
 class Publisher:
     """One way to publish a host port: the interface that planner.py, apply.py and the
-    inventory use, implemented per backend (iptables.py, nftables.py).
+    inventory use, implemented per backend (iptables.py, nftables.py, sidecar.py).
 
     A publisher's rule objects (``rules``) have ``family``, ``owner_tag`` (None when not
     hotport's), ``same_as`` (identity for diffing) and ``text()`` (what diff mode shows). Its
@@ -64,6 +65,9 @@ class Publisher:
     """
 
     name = ""
+    # Writes the host's kernel rules: needs root and the host lock, and checks the host's own
+    # sockets and addresses (Docker's allocator does that for a publisher that goes through it).
+    kernel = True
 
     def read(self, mappings=None, short_id=None):
         """The live state, as much of it as planning ``mappings`` of container ``short_id``

@@ -58,8 +58,8 @@ NO_MARK = (
     "PORT DROP\") unless they carry the mark of its bridge-accept-fwmark option, and this engine "
     "has none (no \"ALLOW FW MARK\" rule in table ip docker-bridges). Add "
     "\"bridge-accept-fwmark\": \"0x4000000/0x4000000\" to /etc/docker/daemon.json and restart "
-    "dockerd (containers without a restart policy stay stopped), or publish through Docker "
-    "itself (docker run -p, or a proxy container that Docker publishes). Nothing was changed.")
+    "dockerd (containers without a restart policy stay stopped), or use method: sidecar, which "
+    "publishes through Docker itself and needs neither. Nothing was changed.")
 
 
 def digest(family, chain, expr):

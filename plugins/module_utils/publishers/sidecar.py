@@ -1,0 +1,364 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The sidecar publisher (``method: sidecar``): a proxy container per mapping that Docker itself
+publishes, for hosts where kernel rules cannot do it (rootless Docker, the nftables backend
+without bridge-accept-fwmark, a Docker reached only through its API).
+
+Each sidecar runs ``socat`` from ``sidecar_image`` (entrypoint and command set here), sits on the
+target's network, forwards to the target by name on a user-defined network (Docker's DNS follows
+the container across restarts) or by address on the default bridge (a re-run or the reconciler
+re-creates it when the address changes), and is published with Docker's own port publishing
+(``HOST_IP:HOST_PORT:PORT/PROTO``), so Docker's allocator knows the port. Restart policy
+``unless-stopped``: it survives dockerd restarts and reboots on its own. Its labels say what it
+serves; only containers carrying hotport's label are ever touched. Nothing here needs root or the
+host's firewall: only the Docker API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, address_family
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Publisher, PublisherError
+
+DEFAULT_IMAGE = "alpine/socat:1.8.0.1"
+LABEL = "io.hotport.sidecar"  # its value: the owner tag of the mapping
+PREFIX = "io.hotport."
+ANY = {4: "0.0.0.0", 6: "::"}
+
+
+class SidecarError(PublisherError):
+    """A sidecar could not be created or removed; the message says what was undone."""
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """One proxy container: what it publishes and where it forwards."""
+
+    family: int
+    protocol: str
+    host_ip: str  # '' for every address of the family
+    host_port: int
+    container_port: int
+    target_id: str
+    target_name: str
+    network: str
+    forward_to: str  # the target's name (user-defined network) or address (default bridge)
+    image: str
+    name: str = field(default="", compare=False)
+    container_id: str = field(default="", compare=False)
+    running: bool = field(default=True, compare=False)
+
+    @property
+    def owner_tag(self):
+        return owner_tag(self.target_id, self.protocol, self.host_port)
+
+    @property
+    def digest(self):
+        fields = (self.family, self.protocol, self.host_ip, self.host_port, self.container_port,
+                  self.target_id, self.network, self.forward_to, self.image)
+        return hashlib.sha1(repr(fields).encode()).hexdigest()[:12]
+
+    @property
+    def same_as(self):
+        return (self.family, self.owner_tag, self.host_ip, self.digest)
+
+    def container_name(self):
+        """hotport-<target>-<proto>-<host port>[-<host ip>][-v6]: one per mapping."""
+        parts = ["hotport", self.target_name or self.target_id[:12], self.protocol, str(self.host_port)]
+        if self.host_ip:
+            parts.append(self.host_ip.replace(":", "_").replace(".", "_"))
+        if self.family == 6:
+            parts.append("v6")
+        return "-".join(parts)
+
+    def publish(self):
+        """As docker run -p says it: [HOST_IP:]HOST_PORT:PORT/PROTO."""
+        host_ip = ("[%s]:" if self.family == 6 else "%s:") % self.host_ip if self.host_ip else ""
+        return "%s%d:%d/%s" % (host_ip, self.host_port, self.container_port, self.protocol)
+
+    def command(self):
+        """socat's arguments: listen on the container port, forward to the target."""
+        six = "6" if self.family == 6 else ""
+        target = "[%s]" % self.forward_to if self.family == 6 and ":" in self.forward_to else self.forward_to
+        if self.protocol == "udp":
+            return ["UDP%s-RECVFROM:%d,fork,reuseaddr" % (six, self.container_port),
+                    "UDP%s-SENDTO:%s:%d" % (six, target, self.container_port)]
+        return ["TCP%s-LISTEN:%d,fork,reuseaddr" % (six, self.container_port),
+                "TCP%s-CONNECT:%s:%d" % (six, target, self.container_port)]
+
+    def labels(self):
+        return {LABEL: self.owner_tag, PREFIX + "digest": self.digest, PREFIX + "family": str(self.family),
+                PREFIX + "protocol": self.protocol, PREFIX + "host_ip": self.host_ip,
+                PREFIX + "host_port": str(self.host_port), PREFIX + "container_port": str(self.container_port),
+                PREFIX + "target.id": self.target_id, PREFIX + "target.name": self.target_name,
+                PREFIX + "network": self.network, PREFIX + "forward_to": self.forward_to}
+
+    def text(self):
+        """What diff mode and the rules lists show."""
+        return "sidecar %s: %s publishes %s on network %s, socat %s" % (
+            self.name or self.container_name(), self.image, self.publish(), self.network, " ".join(self.command()))
+
+
+def from_labels(summary):
+    """A live sidecar (container summary of the Docker API) -> Sidecar, or None when its labels
+    are not ones hotport wrote."""
+    labels = summary.get("Labels") or {}
+    try:
+        sidecar = Sidecar(
+            int(labels[PREFIX + "family"]), labels[PREFIX + "protocol"], labels[PREFIX + "host_ip"],
+            int(labels[PREFIX + "host_port"]), int(labels[PREFIX + "container_port"]), labels[PREFIX + "target.id"],
+            labels[PREFIX + "target.name"], labels[PREFIX + "network"], labels[PREFIX + "forward_to"],
+            summary.get("Image", ""), (summary.get("Names") or ["/"])[0].lstrip("/"), summary["Id"],
+            summary.get("State") == "running")
+    except (KeyError, ValueError):
+        return None
+    if labels.get(PREFIX + "digest") != sidecar.digest:
+        # Its image is recorded by Docker as it was asked for; anything else changed by hand.
+        return Sidecar(*(getattr(sidecar, name) for name in (
+            "family", "protocol", "host_ip", "host_port", "container_port", "target_id", "target_name",
+            "network")), "(changed)", sidecar.image, sidecar.name, sidecar.container_id, sidecar.running)
+    return sidecar
+
+
+class SidecarLive:
+    """What one read found: hotport's sidecars, every published port, every container name."""
+
+    def __init__(self, sidecars, published, names):
+        self.sidecars = sidecars
+        self.published = published  # [(owner tag or None, family, protocol, host ip, host port, ip, port, name)]
+        self.names = names
+
+    def of_family(self, family):
+        return [sidecar for sidecar in self.sidecars if sidecar.family == family]
+
+
+@dataclass
+class SidecarPlan:
+    delete: list = field(default_factory=list)
+    add: list = field(default_factory=list)
+
+    def __bool__(self):
+        return bool(self.delete or self.add)
+
+
+class SidecarPublisher(Publisher):
+    """Publishes through Docker itself, with one socat container per mapping."""
+
+    name = "sidecar"
+    kernel = False
+
+    def __init__(self, client, image=DEFAULT_IMAGE):
+        self.client = client
+        self.image = image or DEFAULT_IMAGE
+
+    def read(self, mappings=None, short_id=None):
+        sidecars, published, names = [], [], set()
+        for summary in self.client.containers(all=True):
+            name = (summary.get("Names") or ["/"])[0].lstrip("/")
+            names.add(name)
+            tag = (summary.get("Labels") or {}).get(LABEL)
+            if tag:
+                sidecar = from_labels(summary)
+                if sidecar:
+                    sidecars.append(sidecar)
+            if summary.get("State") != "running":
+                continue
+            networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+            ip = next((settings.get("IPAddress") for settings in networks.values() if settings.get("IPAddress")), "")
+            for port in summary.get("Ports") or []:
+                if not port.get("PublicPort"):
+                    continue
+                host_ip = port.get("IP") or "0.0.0.0"
+                family = address_family(host_ip)
+                published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY[family] else host_ip,
+                                  port["PublicPort"], ip, port.get("PrivatePort"), name))
+        return SidecarLive(sidecars, published, names)
+
+    def families(self, live):
+        return {4, 6}
+
+    def ipv6_refusal(self, specs):
+        return "IPv6 mapping(s) %s cannot be published here." % ", ".join(specs)
+
+    def claims(self, live, family):
+        claims, seen = [], set()
+        for tag, of_family, protocol, host_ip, port, ip, private, name in live.published:
+            key = (tag, protocol, host_ip, port)
+            if of_family != family or (tag and key in seen):
+                continue
+            seen.add(key)
+            claims.append(Claim(PublishedBy(name, host_ip, port, private, protocol), family, protocol, host_ip,
+                                port, port, tag, ip, private))
+        return claims
+
+    def owned(self, live, family):
+        return live.of_family(family)
+
+    def present(self, live, family):
+        return set(sidecar.same_as for sidecar in live.of_family(family))
+
+    def render(self, live, mapping, endpoint):
+        if mapping.allowed_sources:
+            raise PublisherError(
+                "allowed_sources cannot be enforced with method: sidecar: behind Docker's userland proxy "
+                "the sidecar sees the proxy's address, not the client's. Leave allowed_sources out, or use "
+                "method: kernel (root on the Docker host). Nothing was changed.")
+        # On a user-defined network Docker's DNS finds the target wherever it restarts; the
+        # default bridge has no DNS, so there it is its address.
+        by_name = endpoint.network != "bridge" and endpoint.name
+        return [Sidecar(mapping.family, mapping.protocol, mapping.listen_ip, mapping.host_port, mapping.container_port,
+                        endpoint.container_id, endpoint.name, endpoint.network,
+                        endpoint.name if by_name else endpoint.address(mapping.family), self.image)]
+
+    def copies(self, live, family, rule):
+        return [sidecar for sidecar in live.of_family(family) if sidecar.same_as == rule.same_as]
+
+    def misplaced(self, live, family, rule):
+        return not all(sidecar.running for sidecar in self.copies(live, family, rule))
+
+    def new_plan(self):
+        return SidecarPlan()
+
+    def mappings_of(self, rules):
+        return dict(((sidecar.family, sidecar.owner_tag),
+                     PortMapping(sidecar.protocol, sidecar.host_port, sidecar.container_port,
+                                 sidecar.host_ip or ("::" if sidecar.family == 6 else "")))
+                    for sidecar in rules)
+
+    def translated(self, added):
+        return set()  # Docker publishes, and clears UDP flows itself
+
+    def prepare(self, live, endpoint, added):
+        """Refuse, before any change, a sidecar name another container holds, and a missing image."""
+        ours = set(sidecar.name for sidecar in live.sidecars)
+        for sidecar in added:
+            name = sidecar.container_name()
+            if name in live.names and name not in ours:
+                raise SidecarError(
+                    "a container named %r exists and is not one of hotport's sidecars (it has no %s "
+                    "label); remove or rename it, or map another host port. Nothing was changed." % (name, LABEL))
+        if added:
+            self._require_image()
+
+    def _require_image(self):
+        try:
+            self.client.inspect_image(self.image)
+            return
+        except docker_api.NotFound:
+            pass
+        try:
+            self.client.pull(self.image)
+            self.client.inspect_image(self.image)
+        except docker_api.DockerException as exc:
+            raise SidecarError(
+                "sidecar_image %r is not on this engine and could not be pulled (%s). Load it "
+                "(docker load) or pull it, or set sidecar_image to an image with socat on its PATH. "
+                "Nothing was changed." % (self.image, exc))
+
+    def apply(self, live, plans):
+        """Remove what goes, then create what comes; a failure undoes both."""
+        removed, created = [], []
+        try:
+            for plan in plans.values():
+                for sidecar in plan.delete:
+                    self._remove(sidecar)
+                    removed.append(sidecar)
+            for plan in plans.values():
+                for sidecar in plan.add:
+                    created.append(self._create(sidecar))
+        except docker_api.DockerException as exc:
+            undone = self._undo(created, removed)
+            raise SidecarError("creating or removing a sidecar failed: %s. %s" % (_explain(exc, self.image), undone))
+
+    def _create(self, sidecar):
+        name = sidecar.container_name()
+        binding = (sidecar.host_ip or ANY[sidecar.family], sidecar.host_port)
+        host_config = self.client.create_host_config(
+            port_bindings={"%d/%s" % (sidecar.container_port, sidecar.protocol): binding},
+            restart_policy={"Name": "unless-stopped"}, network_mode=sidecar.network)
+        created = self.client.create_container(
+            sidecar.image, name=name, entrypoint=["socat"], command=sidecar.command(), labels=sidecar.labels(),
+            ports=[(sidecar.container_port, sidecar.protocol)], host_config=host_config,
+            networking_config=self.client.create_networking_config(
+                {sidecar.network: self.client.create_endpoint_config()}))
+        self.client.start(created["Id"])
+        return created["Id"]
+
+    def _remove(self, sidecar):
+        self.client.remove_container(sidecar.container_id or sidecar.name, force=True)
+
+    def _undo(self, created, removed):
+        problems = []
+        for container_id in created:
+            try:
+                self.client.remove_container(container_id, force=True)
+            except docker_api.DockerException as exc:
+                problems.append("could not remove new sidecar %s: %s" % (container_id[:12], exc))
+        for sidecar in removed:
+            try:
+                self._create(sidecar)
+            except docker_api.DockerException as exc:
+                problems.append("could not re-create sidecar %s: %s" % (sidecar.name, exc))
+        if problems:
+            return "UNDO INCOMPLETE: " + "; ".join(problems)
+        return "Everything was undone; nothing was changed."
+
+    def facts(self, live):
+        return dict(publisher=self.name, sidecar_image=self.image)
+
+
+@dataclass(frozen=True)
+class PublishedBy:
+    """Where a claim comes from, for messages: a container publishing a port through Docker."""
+
+    container: str
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str
+
+    def text(self):
+        return "container %s publishes %s:%d->%s/%s" % (
+            self.container, self.host_ip or "*", self.host_port, self.container_port, self.protocol)
+
+
+def _explain(exc, image):
+    text = str(exc)
+    if "executable file not found" in text or "no such file or directory" in text.lower():
+        return "%s (sidecar_image %r has no socat on its PATH; give an image that has)" % (text, image)
+    return text
+
+
+def sidecar_items(live, containers):
+    """hotport's sidecars as info-module items (the fields of inventory.py's, plus ``method``):
+    stale when the target is gone or stopped, when a sidecar forwarding by address no longer
+    finds the target there, or when the sidecar itself is not running."""
+    items = []
+    for sidecar in live.sidecars:
+        facts = next((facts for facts in containers if facts.container_id == sidecar.target_id), None)
+        endpoint = next((endpoint for endpoint in (facts.endpoints if facts else ())
+                         if endpoint.network == sidecar.network), None)
+        if facts is None:
+            reason = "container removed"
+        elif not facts.running:
+            reason = "container stopped"
+        elif not sidecar.running:
+            reason = "sidecar %s not running" % sidecar.name
+        elif endpoint is None or sidecar.forward_to not in (sidecar.target_name, endpoint.address(sidecar.family)):
+            reason = "address changed (sidecar forwards to %s)" % sidecar.forward_to
+        else:
+            reason = ""
+        items.append({"owner": "hotport", "method": "sidecar", "protocol": sidecar.protocol,
+                      "host_ip": sidecar.host_ip or ANY[sidecar.family], "host_port": sidecar.host_port,
+                      "container_ip": endpoint.address(sidecar.family) if endpoint else "",
+                      "container_port": sidecar.container_port, "tag": sidecar.owner_tag,
+                      "stale": bool(reason), "stale_reason": reason, "complete": sidecar.running,
+                      "container": {"id": sidecar.target_id, "name": sidecar.target_name,
+                                    "running": bool(facts and facts.running), "network": sidecar.network},
+                      "sidecar": sidecar.name, "allowed_sources": [], "local_access": True, "clashes_with": []})
+    return items
