@@ -74,11 +74,13 @@ molecule: engine
 	images/dind/build.sh $(SUITE)
 	HOTPORT_SUITE=$(SUITE) molecule test -s engine
 
-# ... and Docker 29.7.2's nftables backend (the nftables publisher), the fleet (rollout.yml on four
+# ... and Docker 29.7.2's nftables backend (the nftables publisher, and the sidecar without the
+# accept mark), rootless Docker (the sidecar as an ordinary user), the fleet (rollout.yml on four
 # hosts) and restart (reconciler, firewalld) scenarios.
 molecule-all: engine
 	for suite in bullseye bookworm trixie sid sid-29; do images/dind/build.sh $$suite || exit 1; done
 	for suite in bullseye bookworm trixie sid sid-29; do HOTPORT_SUITE=$$suite molecule test -s engine || exit 1; done
 	molecule test -s nftables
+	molecule test -s rootless
 	molecule test -s fleet
 	molecule test -s restart

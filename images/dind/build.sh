@@ -8,7 +8,8 @@
 #   build.sh sid       -> hotport/dind:sid       (Docker 28.5)
 #   build.sh sid-29    -> hotport/dind:sid-29    (Docker 29.7.2 from ../shared/engines, over sid's
 #                         docker.io; nftables for its nftables firewall backend; firewalld, started
-#                         only when HOTPORT_FIREWALLD=1)
+#                         only when HOTPORT_FIREWALLD=1; rootless Docker's parts and the ordinary
+#                         user hp (uid 1000) that runs it in the rootless scenario)
 # The image's default command runs dockerd alone. Started with /lib/systemd/systemd as PID 1 it
 # boots like a real host (docker.service under systemd); systemd 258+ (sid) refuses to boot on a
 # cgroup v1 machine such as these, so there /usr/local/sbin/dind-supervise stands in for it.
@@ -24,7 +25,7 @@ case "$suite" in
   bullseye|bookworm) ;;
   trixie|sid) packages=$packages,docker-cli ;;
   sid-29)
-    packages=$packages,docker-cli,nftables
+    packages=$packages,docker-cli,nftables,uidmap,rootlesskit,slirp4netns
     engine=$(cd "$here/../../../shared/engines/docker-29.7.2" && pwd)
     recipe=$( (cat "$here/build.sh"; cd "$engine" && sha256sum -- *) | sha256sum | cut -c1-12)  # wherever shared/ is
     ;;
@@ -46,6 +47,10 @@ if [ -n "$engine" ]; then
     xz -dc "$engine/$binary.xz" > "$root/usr/sbin/$binary"
     chmod 755 "$root/usr/sbin/$binary"
   done
+  install -m 755 "$engine/dockerd-rootless.sh" "$root/usr/local/bin/dockerd-rootless.sh"
+  chroot "$root" useradd -m -u 1000 -s /bin/sh hp
+  echo "hp:100000:65536" > "$root/etc/subuid"
+  echo "hp:100000:65536" > "$root/etc/subgid"
 fi
 # The archive's sid is a snapshot whose Release file is past its Valid-Until date: apt (the role's
 # package step included) refuses it unless told not to check.
