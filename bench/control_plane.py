@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, ".build"))
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import (  # noqa: E402
-    NftablesPublisher, NftPlan, batch_text)
+    NftablesPublisher, batch_text)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
@@ -116,7 +116,7 @@ def nft_floor(count):
         publisher = NftablesPublisher(ProcessRunner(ns.prefix), NFT_ENGINE)
         live = publisher.read()
         rules = [rule for mapping in mappings(count) for rule in publisher.render(live, mapping, WEB)]
-        batch = batch_text({4: NftPlan(add=list(dict((rule.same_as, rule) for rule in rules).values()))})
+        batch = batch_text({4: Plan(add=list(dict((rule.same_as, rule) for rule in rules).values()))})
         apply = timed(lambda: (ns.run(["nft", "-f", "-"], batch), ns.run(["nft", "-a", "list", "ruleset"])))
         rerun = timed(lambda: ns.run(["nft", "-a", "list", "ruleset"]))
     return apply, rerun

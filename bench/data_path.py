@@ -11,6 +11,8 @@ by a veth pair, so its packets arrive the way a remote client's do and cross the
   hotport       client -> 198.18.0.1:HOST_PORT, the DNAT mapping hotport applied (reconcile())
   socat         client -> 198.18.0.1:HOST_PORT, a socat sidecar (--network host,
                 TCP-LISTEN,fork) that connects on to the container
+  sidecar       client -> 198.18.0.1:HOST_PORT, hotport's method: sidecar (a socat container on
+                the container's network, published by Docker: Docker's DNAT, then socat)
   docker-proxy  host -> 127.0.0.1:HOST_PORT of a twin container started with -p 127.0.0.1:..,
                 through the engine's userland proxy (skipped when the engine runs none)
 
@@ -34,6 +36,7 @@ from ansible_collections.hotport.docker.plugins.module_utils import docker_api  
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher  # noqa: E402
 
 IMAGE = "hotport/bench"
 CLIENT_NETNS = os.path.join(ROOT, "scripts", "client-netns.sh")
@@ -42,6 +45,7 @@ IPERF_PORT, ACCEPT_PORT = 5201, 8080
 # host ports: hotport's mapping, the socat sidecar, the docker-proxy twin, the scale run's extra mappings
 HOTPORT_PORTS = {IPERF_PORT: 35201, ACCEPT_PORT: 38080}
 SOCAT_PORTS = {IPERF_PORT: 25201, ACCEPT_PORT: 28080}
+SIDECAR_PORTS = {IPERF_PORT: 45201, ACCEPT_PORT: 48080}
 PROXY_PORTS = {IPERF_PORT: 15201, ACCEPT_PORT: 18080}
 SCALE_FIRST_PORT = 40000
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
@@ -150,6 +154,9 @@ class Bench:
         run(["iptables", "-w", "-I"] + self.direct_rule)
         self.runner = ProcessRunner()
         self.mapped = []
+        self.sidecars = [PortMapping("tcp", host_port, port) for port, host_port in SIDECAR_PORTS.items()]
+        reconcile(self.runner, self.endpoint, self.engine, self.sidecars,
+                  publisher=SidecarPublisher(self.client, IMAGE))
         time.sleep(1)  # the servers start listening
         return self
 
@@ -161,6 +168,8 @@ class Bench:
     def __exit__(self, *exc):
         if self.mapped:
             reconcile(self.runner, self.endpoint, self.engine, self.mapped, state="absent")
+        reconcile(self.runner, self.endpoint, self.engine, self.sidecars, state="absent",
+                  publisher=SidecarPublisher(self.client, IMAGE))
         subprocess.run(["iptables", "-w", "-D"] + self.direct_rule, check=False)
         subprocess.run(["docker", "rm", "-f"] + list(NAMES), capture_output=True, check=False)
         subprocess.run([CLIENT_NETNS, "down"], check=False)
@@ -192,7 +201,8 @@ def main():
         bench.map(hotport_mappings(0))
         paths = [("direct", in_client, bench.endpoint.ip, {IPERF_PORT: IPERF_PORT, ACCEPT_PORT: ACCEPT_PORT}, direct_ports),
                  ("hotport", in_client, HOST_ADDRESS, HOTPORT_PORTS, other_ports),
-                 ("socat", in_client, HOST_ADDRESS, SOCAT_PORTS, other_ports)]
+                 ("socat", in_client, HOST_ADDRESS, SOCAT_PORTS, other_ports),
+                 ("sidecar", in_client, HOST_ADDRESS, SIDECAR_PORTS, other_ports)]
         if docker_proxy_running():
             paths.append(("docker-proxy", on_host, "127.0.0.1", PROXY_PORTS, other_ports))
         rows = measure(paths)

@@ -33,7 +33,8 @@ def control_plane():
     figure.savefig(os.path.join(DOCS, "control_plane.png"), dpi=110)
 
 
-PATH_LABELS = {"direct": "direct container IP", "hotport": "hotport DNAT", "socat": "socat sidecar",
+PATH_LABELS = {"direct": "direct container IP", "hotport": "hotport DNAT", "socat": "hand-started socat",
+               "sidecar": "hotport method: sidecar",
                "docker-proxy": "docker-proxy (loopback)"}
 
 

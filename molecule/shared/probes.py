@@ -1,5 +1,6 @@
 """Probes shared by the Molecule scenarios' testinfra tests: traffic goes from this controller
 to the Docker-in-Docker hosts' addresses, like a remote client's, and nowhere else."""
+import contextlib
 import errno
 import json
 import os
@@ -176,3 +177,19 @@ def ask6(host, port, kind="tcp"):
 def container_ip6(host, name, network="hp-net6"):
     return host.check_output(
         "docker inspect -f '{{(index .NetworkSettings.Networks \"%s\").GlobalIPv6Address}}' %s" % (network, name))
+
+
+@contextlib.contextmanager
+def address_stolen(host, container="web"):
+    """Stop ``container``, let a container named thief (serving "thief") take its address, start
+    it again at another one -> its old address. The thief goes afterwards."""
+    old_ip = container_ip(host, container)
+    host.check_output("docker stop -t 1 %s" % container)
+    host.check_output("docker run -d --name thief hotport/target /bin/busybox sh -c "
+                      "'busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t'")
+    host.check_output("docker start %s" % container)
+    try:
+        assert container_ip(host, "thief") == old_ip, "the engine did not reuse the old address"
+        yield old_ip
+    finally:
+        host.run("docker rm -f thief")

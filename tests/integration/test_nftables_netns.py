@@ -10,7 +10,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.inventory import in
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftPlan, NftRule
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Plan
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftRule
 
 from .conftest import endpoint
 
@@ -131,7 +132,7 @@ def test_a_batch_whose_last_command_fails_changes_nothing(nft_host, apply):
     before = nft_host.ruleset()
     publisher = publisher_for(nft_host.runner, ENGINE)
     live = publisher.read()
-    plan = NftPlan(delete=publisher.owned(live, 4),
+    plan = Plan(delete=publisher.owned(live, 4),
                    add=[NftRule(4, "nat-mappings", "tcp dport 9999 dnat to 172.17.0.2:80", "hotport:x:tcp/9999 0"),
                         NftRule(4, "no-such-chain", "tcp dport 9998 accept", "hotport:x:tcp/9998 0")])
     with pytest.raises(NetfilterError, match="nothing was changed"):

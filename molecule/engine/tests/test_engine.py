@@ -10,8 +10,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import (PAYLOAD, ask6, container_ip, container_ip6, dind_address, eventually, hairpin,  # noqa: E402
-                    hotport, own_address, tcp_get, udp_ask)
+from probes import (PAYLOAD, address_stolen, ask6, container_ip, container_ip6, dind_address,  # noqa: E402
+                    eventually, hairpin, hotport, own_address, tcp_get, udp_ask)
 
 SAVED = "(iptables-save; ip6tables-save) | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
@@ -186,21 +186,13 @@ def test_ipv6_refusals_change_nothing(host):
 
 
 def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
-    old_ip = container_ip(host, "web")
-    host.check_output("docker stop -t 1 web")
-    host.check_output("docker run -d --name thief hotport/target /bin/busybox sh -c "
-                      "'busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t'")
-    host.check_output("docker start web")
-    try:
-        assert container_ip(host, "thief") == old_ip, "the engine did not reuse the old address"
+    with address_stolen(host) as old_ip:
         address = dind_address(host)
         assert tcp_get(address, 8080) == "thief"  # the trap a stale rule sets
         moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
         assert moved["changed"]
         assert tcp_get(address, 8080) == PAYLOAD and udp_ask(address, 8053) == PAYLOAD
         assert not [l for t, l in ruleset(host) if "hotport:" in l and old_ip + "/" in l]
-    finally:
-        host.run("docker rm -f thief")
 
 
 def test_dockerd_restart_then_rerun_restores_the_mapping(host):

@@ -10,8 +10,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import (PAYLOAD, ask6, container_ip, dind_address, eventually, hairpin, hotport,  # noqa: E402
-                    own_address, tcp_get, udp_ask)
+from probes import (PAYLOAD, address_stolen, ask6, container_ip, dind_address, eventually, hairpin,  # noqa: E402
+                    hotport, own_address, tcp_get, udp_ask)
 
 WHOLE = "nft -s list ruleset"  # -s: no counters, so a ruleset compares byte for byte
 
@@ -121,13 +121,7 @@ def test_refusals_change_nothing(host):
 
 
 def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
-    old_ip = container_ip(host, "web")
-    host.check_output("docker stop -t 1 web")
-    host.check_output("docker run -d --name thief hotport/target /bin/busybox sh -c "
-                      "'busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t'")
-    host.check_output("docker start web")
-    try:
-        assert container_ip(host, "thief") == old_ip, "the engine did not reuse the old address"
+    with address_stolen(host) as old_ip:
         address = dind_address(host)
         assert tcp_get(address, 8080) == "thief"  # the trap a stale rule sets
         moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
@@ -138,8 +132,6 @@ def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
         assert eventually(lambda: udp_ask(address, 8053), PAYLOAD, timeout=10) == PAYLOAD
         assert not [line for line in host.check_output(WHOLE).splitlines()
                     if "hotport:" in line and re.search(re.escape(old_ip) + r"\b", line)]
-    finally:
-        host.run("docker rm -f thief")
 
 
 def restart_dockerd(host):

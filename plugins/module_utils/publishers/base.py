@@ -12,7 +12,7 @@ its message names the fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class PublisherError(RuntimeError):
@@ -37,6 +37,17 @@ def require_kernel_reach(engine):
             "rules of the host see them), so hotport's kernel rules cannot publish a port of it. "
             "Use method: sidecar, which publishes through Docker itself (a proxy container that "
             "Docker publishes). Nothing was changed.")
+
+
+@dataclass
+class Plan:
+    """What one run changes in one address family: rules (or sidecars) to delete, then to add."""
+
+    delete: list = field(default_factory=list)
+    add: list = field(default_factory=list)
+
+    def __bool__(self):
+        return bool(self.delete or self.add)
 
 
 @dataclass(frozen=True)

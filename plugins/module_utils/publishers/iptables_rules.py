@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX
+from ansible_collections.hotport.docker.plugins.module_utils.publishers import base
 
 
 @dataclass(frozen=True)
@@ -122,15 +123,8 @@ def strip_save_comments(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-@dataclass
-class Plan:
+class Plan(base.Plan):
     """Rules to delete and to add, per table, in the order they must be applied."""
-
-    delete: list = field(default_factory=list)
-    add: list = field(default_factory=list)
-
-    def __bool__(self):
-        return bool(self.delete or self.add)
 
     def tables(self):
         names = []

@@ -30,7 +30,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import allow_l
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
-    Claim, LayoutError, NetfilterError, Publisher)
+    Claim, LayoutError, NetfilterError, Plan, Publisher)
 
 TABLE = "hotport"
 DOCKER_TABLE = "docker-bridges"
@@ -276,7 +276,7 @@ class NftablesPublisher(Publisher):
         return False  # hotport's own chains: no foreign rule stands in the way
 
     def new_plan(self):
-        return NftPlan()
+        return Plan()
 
     def mappings_of(self, rules):
         return live_mappings(rules)
@@ -311,17 +311,8 @@ class NftablesPublisher(Publisher):
                     ipv6=6 in self.families(live), layout="nftables")
 
 
-@dataclass
-class NftPlan:
-    delete: list = field(default_factory=list)
-    add: list = field(default_factory=list)
-
-    def __bool__(self):
-        return bool(self.delete or self.add)
-
-
 def batch_text(plans):
-    """One nft batch for {family: NftPlan}: hotport's tables and chains where rules are added
+    """One nft batch for {family: Plan}: hotport's tables and chains where rules are added
     (``add`` is a no-op for what exists), the deletions by handle, then the additions."""
     lines = []
     for family, plan in sorted(plans.items()):

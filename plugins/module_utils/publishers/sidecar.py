@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, address_family
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Publisher, PublisherError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Plan, Publisher, PublisherError
 
 DEFAULT_IMAGE = "alpine/socat:1.8.0.1"
 LABEL = "io.hotport.sidecar"  # its value: the owner tag of the mapping
@@ -137,15 +137,6 @@ class SidecarLive:
         return [sidecar for sidecar in self.sidecars if sidecar.family == family]
 
 
-@dataclass
-class SidecarPlan:
-    delete: list = field(default_factory=list)
-    add: list = field(default_factory=list)
-
-    def __bool__(self):
-        return bool(self.delete or self.add)
-
-
 class SidecarPublisher(Publisher):
     """Publishes through Docker itself, with one socat container per mapping."""
 
@@ -222,7 +213,7 @@ class SidecarPublisher(Publisher):
         return not all(sidecar.running for sidecar in self.copies(live, family, rule))
 
     def new_plan(self):
-        return SidecarPlan()
+        return Plan()
 
     def mappings_of(self, rules):
         return dict(((sidecar.family, sidecar.owner_tag),
