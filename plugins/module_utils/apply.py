@@ -12,6 +12,7 @@ changed under us.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
@@ -48,7 +49,7 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
     backend decides which (its publisher refuses, by name, set-ups it cannot write to)."""
     if method == "sidecar":
         return SidecarPublisher(client, sidecar_image)
-    require_kernel_reach(engine)
+    require_kernel_reach(engine, is_root=os.geteuid() == 0)
     if (engine.firewall_backend or "").lower().startswith("nftables"):
         return NftablesPublisher(runner, engine)
     return IptablesPublisher(runner, engine)

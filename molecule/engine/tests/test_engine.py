@@ -121,6 +121,19 @@ def test_port_range(host):
     assert tcp_get(dind_address(host), 9100) == PAYLOAD and tcp_get(dind_address(host), 9101) == "eighty-one"
 
 
+def test_method_sidecar_publishes_through_docker_itself(host):
+    """A proxy container that this engine publishes: answers from outside, re-run no-op, absent
+    removes it."""
+    sidecar = dict(container="web", ports=["9098:80"], method="sidecar", sidecar_image="hotport/target")
+    mapped = hotport(host, **sidecar)
+    assert mapped.get("changed"), mapped
+    assert tcp_get(dind_address(host), 9098) == PAYLOAD
+    assert hotport(host, **sidecar).get("changed") is False
+    assert hotport(host, **dict(sidecar, state="absent")).get("changed")
+    assert tcp_get(dind_address(host), 9090) == PAYLOAD and tcp_get(dind_address(host), 9098) is None
+    assert host.check_output("docker ps -aq --filter label=io.hotport.sidecar") == ""
+
+
 def test_reserved_port_and_foreign_host_ip_are_refused_with_nothing_changed(host):
     host.check_output("docker run -d --name squatter --network host hotport/target /bin/busybox httpd -f -p 9095 -h /www")
     try:

@@ -27,9 +27,9 @@ class NetfilterError(PublisherError):
     """The ruleset could not be read or written; the message says what to check."""
 
 
-def require_kernel_reach(engine):
+def require_kernel_reach(engine, is_root=True):
     """Refuse, before reading any ruleset, engines whose containers the host's kernel rules
-    cannot reach: rootless Docker."""
+    cannot reach (rootless Docker), and a run without root, which cannot write them."""
     if engine.rootless:
         raise LayoutError(
             "this Docker engine runs rootless: its containers live in RootlessKit's network "
@@ -37,6 +37,11 @@ def require_kernel_reach(engine):
             "rules of the host see them), so hotport's kernel rules cannot publish a port of it. "
             "Use method: sidecar, which publishes through Docker itself (a proxy container that "
             "Docker publishes). Nothing was changed.")
+    if not is_root:
+        raise LayoutError(
+            "method: kernel writes the host's firewall rules and needs root on the Docker host; this "
+            "run is not root. Run it with become: true, or use method: sidecar, which needs only the "
+            "Docker API. Nothing was changed.")
 
 
 @dataclass
