@@ -133,8 +133,8 @@ def test_a_batch_whose_last_command_fails_changes_nothing(nft_host, apply):
     publisher = publisher_for(nft_host.runner, ENGINE)
     live = publisher.read()
     plan = Plan(delete=publisher.owned(live, 4),
-                   add=[NftRule(4, "nat-mappings", "tcp dport 9999 dnat to 172.17.0.2:80", "hotport:x:tcp/9999 0"),
-                        NftRule(4, "no-such-chain", "tcp dport 9998 accept", "hotport:x:tcp/9998 0")])
+                add=[NftRule(4, "nat-mappings", "tcp dport 9999 dnat to 172.17.0.2:80", "hotport:x:tcp/9999 0"),
+                     NftRule(4, "no-such-chain", "tcp dport 9998 accept", "hotport:x:tcp/9998 0")])
     with pytest.raises(NetfilterError, match="nothing was changed"):
         publisher.apply(live, {4: plan})
     assert nft_host.ruleset() == before

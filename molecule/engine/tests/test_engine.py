@@ -10,8 +10,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import (PAYLOAD, address_stolen, ask6, container_ip, container_ip6, dind_address,  # noqa: E402
-                    eventually, hairpin, hotport, own_address, tcp_get, udp_ask)
+from probes import (PAYLOAD, ask6, container_ip, container_ip6, dind_address, eventually, hairpin,  # noqa: E402
+                    admitted_then_dropped, hotport, own_address, rerun_follows_a_stolen_address, tcp_get, udp_ask)
 
 SAVED = "(iptables-save; ip6tables-save) | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"  # no dates, no counters
 TAG_RE = re.compile(r' -m comment --comment "?hotport:[^ "]+"?')
@@ -104,13 +104,7 @@ def test_local_access_serves_loopback_and_hairpin(host):
 
 
 def test_allowed_sources_admit_only_the_listed(host):
-    controller = host.check_output("ip route show default").split()[2]  # where our probes come from
-    admitted = hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=[controller])
-    assert admitted.get("changed"), admitted
-    assert tcp_get(dind_address(host), 9093) == PAYLOAD
-    narrowed = hotport(host, container="twin-hotport", ports=["9093:80"], allowed_sources=["10.255.0.0/16"])
-    assert narrowed.get("changed"), narrowed
-    assert tcp_get(dind_address(host), 9093) is None  # the same probe answered a moment ago
+    admitted_then_dropped(host)
 
 
 def test_port_range(host):
@@ -199,13 +193,8 @@ def test_ipv6_refusals_change_nothing(host):
 
 
 def test_restart_with_a_new_address_then_rerun_moves_the_mapping(host):
-    with address_stolen(host) as old_ip:
-        address = dind_address(host)
-        assert tcp_get(address, 8080) == "thief"  # the trap a stale rule sets
-        moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
-        assert moved["changed"]
-        assert tcp_get(address, 8080) == PAYLOAD and udp_ask(address, 8053) == PAYLOAD
-        assert not [l for t, l in ruleset(host) if "hotport:" in l and old_ip + "/" in l]
+    old_ip = rerun_follows_a_stolen_address(host)
+    assert not [l for t, l in ruleset(host) if "hotport:" in l and old_ip + "/" in l]
 
 
 def test_dockerd_restart_then_rerun_restores_the_mapping(host):
