@@ -48,7 +48,16 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
     """The publisher: a sidecar when asked for; otherwise kernel rules, where Docker's firewall
     backend decides which (its publisher refuses, by name, set-ups it cannot write to)."""
     if method == "sidecar":
-        return SidecarPublisher(client, sidecar_image)
+        try:
+            kernel = kernel_publisher(runner, engine)
+        except LayoutError:
+            kernel = None  # no kernel mappings can exist here (rootless), or none can be read (no root)
+        return SidecarPublisher(client, sidecar_image, kernel)
+    return kernel_publisher(runner, engine)
+
+
+def kernel_publisher(runner, engine):
+    """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish)."""
     require_kernel_reach(engine, is_root=os.geteuid() == 0)
     if (engine.firewall_backend or "").lower().startswith("nftables"):
         return NftablesPublisher(runner, engine)

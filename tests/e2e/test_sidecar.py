@@ -3,7 +3,7 @@ through restarts, removed by absent, and refused inputs that leave every contain
 The sidecars run hotport/target, which has socat (no registry here)."""
 import pytest
 
-from .conftest import IMAGE, PAYLOAD, docker, fetch, fetch_udp, module
+from .conftest import IMAGE, PAYLOAD, docker, fetch, fetch_udp, module, ruleset
 
 SIDECAR = dict(method="sidecar", sidecar_image=IMAGE)
 
@@ -100,14 +100,23 @@ def test_refused_inputs_change_no_container(containers, sidecar_cleanup, case, a
     assert every_container() == before
 
 
-def test_a_port_docker_publishes_and_a_name_another_container_holds_are_refused(containers, sidecar_cleanup):
+def test_ports_docker_or_kernel_rules_publish_and_a_name_another_container_holds_are_refused(
+        containers, sidecar_cleanup):
     web = containers()
     sidecar_cleanup(web)
     containers("-p", "18084:80")
     squatter = containers(name="hotport-%s-tcp-18085" % web)
+    kernel = containers()
+    assert module(container=kernel, ports=["18086:80"])["changed"]
     before = every_container()
+    rules = ruleset()
     taken = module(container=web, ports=["18084:80"], **SIDECAR)
     assert taken["failed"] and "18084:80/tcp is already published by Docker (container " in taken["msg"], taken
     clash = module(container=web, ports=["18085:80"], **SIDECAR)
     assert clash["failed"] and "a container named %r exists" % squatter in clash["msg"], clash
-    assert every_container() == before
+    mapped = module(container=web, ports=["18086:80"], **SIDECAR)
+    assert mapped["failed"] and "host port 18086/tcp is mapped by hotport's kernel rules" in mapped["msg"], mapped
+    assert every_container() == before and ruleset() == rules
+    assert module(container=web, ports=["18087:80"], **SIDECAR)["changed"]
+    behind = module(container=kernel, ports=["18087:80"])  # and the other way round
+    assert behind["failed"] and "18087:80/tcp is already published by Docker" in behind["msg"], behind

@@ -128,10 +128,11 @@ def from_labels(summary):
 class SidecarLive:
     """What one read found: hotport's sidecars, every published port, every container name."""
 
-    def __init__(self, sidecars, published, names):
+    def __init__(self, sidecars, published, names, kernel_claims=()):
         self.sidecars = sidecars
         self.published = published  # [(owner tag or None, family, protocol, host ip, host port, ip, port, name)]
         self.names = names
+        self.kernel_claims = kernel_claims  # hotport's kernel mappings, where they can be read
 
     def of_family(self, family):
         return [sidecar for sidecar in self.sidecars if sidecar.family == family]
@@ -143,9 +144,22 @@ class SidecarPublisher(Publisher):
     name = "sidecar"
     kernel = False
 
-    def __init__(self, client, image=DEFAULT_IMAGE):
+    def __init__(self, client, image=DEFAULT_IMAGE, kernel=None):
         self.client = client
         self.image = image or DEFAULT_IMAGE
+        self.kernel = kernel  # the engine's kernel publisher, to see hotport's kernel mappings
+
+    def _kernel_claims(self):
+        """hotport's kernel mappings, which Docker's allocator does not know: read when this run can
+        (root on the host, an engine whose rules the host holds); otherwise there are none to see."""
+        if self.kernel is None:
+            return []
+        try:
+            live = self.kernel.read()
+        except PublisherError:
+            return []
+        return [claim for family in self.kernel.families(live) for claim in self.kernel.claims(live, family)
+                if claim.owner_tag]
 
     def read(self, mappings=None, short_id=None):
         sidecars, published, names = [], [], set()
@@ -168,7 +182,7 @@ class SidecarPublisher(Publisher):
                 family = address_family(host_ip)
                 published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY[family] else host_ip,
                                   port["PublicPort"], ip, port.get("PrivatePort"), name))
-        return SidecarLive(sidecars, published, names)
+        return SidecarLive(sidecars, published, names, self._kernel_claims())
 
     def families(self, live):
         return {4, 6}
@@ -199,6 +213,14 @@ class SidecarPublisher(Publisher):
                 "allowed_sources cannot be enforced with method: sidecar: behind Docker's userland proxy "
                 "the sidecar sees the proxy's address, not the client's. Leave allowed_sources out, or use "
                 "method: kernel (root on the Docker host). Nothing was changed.")
+        for claim in live.kernel_claims:
+            if (claim.family, claim.protocol) == (mapping.family, mapping.protocol) \
+                    and claim.first <= mapping.host_port <= claim.last \
+                    and (not claim.host_ip or not mapping.listen_ip or claim.host_ip == mapping.listen_ip):
+                raise PublisherError(
+                    "%s: host port %d/%s is mapped by hotport's kernel rules (%s); remove that mapping "
+                    "first (state: absent, method: kernel). Nothing was changed."
+                    % (mapping.spec(), mapping.host_port, mapping.protocol, claim.owner_tag))
         # On a user-defined network Docker's DNS finds the target wherever it restarts; the
         # default bridge has no DNS, so there it is its address.
         by_name = endpoint.network != "bridge" and endpoint.name
