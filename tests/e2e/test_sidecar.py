@@ -120,3 +120,18 @@ def test_ports_docker_or_kernel_rules_publish_and_a_name_another_container_holds
     assert module(container=web, ports=["18087:80"], **SIDECAR)["changed"]
     behind = module(container=kernel, ports=["18087:80"])  # and the other way round
     assert behind["failed"] and "18087:80/tcp is already published by Docker" in behind["msg"], behind
+
+
+def test_an_image_without_socat_is_refused_and_what_the_run_did_is_undone(containers, sidecar_cleanup):
+    web = containers()
+    sidecar_cleanup(web)
+    builder = containers(command=["/bin/busybox", "rm", "/bin/socat"])
+    docker("wait", builder)
+    docker("commit", builder, "hotport/e2e-no-socat")
+    try:
+        before = every_container()
+        refused = module(container=web, ports=["18088:80"], **dict(SIDECAR, sidecar_image="hotport/e2e-no-socat"))
+        assert refused["failed"] and "has no socat on its PATH" in refused["msg"], refused
+        assert "Everything was undone" in refused["msg"] and every_container() == before
+    finally:
+        docker("rmi", "-f", "hotport/e2e-no-socat", check=False)

@@ -299,7 +299,11 @@ class SidecarPublisher(Publisher):
             ports=[(sidecar.container_port, sidecar.protocol)], host_config=host_config,
             networking_config=self.client.create_networking_config(
                 {sidecar.network: self.client.create_endpoint_config()}))
-        self.client.start(created["Id"])
+        try:
+            self.client.start(created["Id"])
+        except docker_api.DockerException:
+            self.client.remove_container(created["Id"], force=True)  # created, never started: not kept
+            raise
         return created["Id"]
 
     def _remove(self, sidecar):
