@@ -130,7 +130,8 @@ def test_an_image_without_socat_is_refused_and_what_the_run_did_is_undone(contai
     docker("commit", builder, "hotport/e2e-no-socat")
     try:
         before = every_container()
-        refused = module(container=web, ports=["18088:80"], **dict(SIDECAR, sidecar_image="hotport/e2e-no-socat"))
+        no_socat = {"method": "sidecar", "sidecar_image": "hotport/e2e-no-socat"}
+        refused = module(container=web, ports=["18088:80"], **no_socat)
         assert refused["failed"] and "has no socat on its PATH" in refused["msg"], refused
         assert "Everything was undone" in refused["msg"] and every_container() == before
     finally:
