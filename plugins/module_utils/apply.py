@@ -64,10 +64,11 @@ def kernel_publisher(runner, engine):
     return IptablesPublisher(runner, engine)
 
 
-def engine_facts(engine, publisher, live):
-    """What the modules report about the engine."""
+def engine_facts(engine, publisher=None, live=None):
+    """What the modules report about the engine (and the publisher, when one read it)."""
     facts = dict(version=engine.version, api_version=engine.api_version, firewall_backend=engine.firewall_backend)
-    facts.update(publisher.facts(live))
+    if publisher is not None:
+        facts.update(publisher.facts(live))
     return facts
 
 

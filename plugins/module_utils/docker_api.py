@@ -59,6 +59,7 @@ class EngineInfo:
     api_version: str
     firewall_backend: str
     rootless: bool = False
+    firewalld_reloaded_at: str = ""  # see reloaded_at()
 
 
 def connect(docker_host, timeout):
@@ -79,13 +80,19 @@ def engine_info(client):
     # FirewallBackend appears with API 1.49 (Docker 28.1); older engines are iptables only.
     backend = (info.get("FirewallBackend") or {}).get("Driver") or "iptables"
     rootless = "name=rootless" in (info.get("SecurityOptions") or [])
-    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend, rootless)
+    return EngineInfo(version.get("Version", "unknown"), version.get("ApiVersion", "unknown"), backend, rootless,
+                      reloaded_at(info))
 
 
 def firewalld_reloaded_at(client):
-    """When dockerd last finished re-creating its rules after a firewalld reload or restart
-    (``FirewallBackend.Info`` ``ReloadedAt``, Docker 28.1+; '' before the first reload)."""
-    pairs = ((client.info().get("FirewallBackend") or {}).get("Info")) or []
+    """Docker's ReloadedAt as the engine reports it now (see reloaded_at)."""
+    return reloaded_at(client.info())
+
+
+def reloaded_at(info):
+    """When dockerd last finished re-creating its rules after a firewalld reload or restart, from
+    ``docker info`` (``FirewallBackend.Info`` ``ReloadedAt``, Docker 28.1+; '' before the first reload)."""
+    pairs = ((info.get("FirewallBackend") or {}).get("Info")) or []
     return dict(pair for pair in pairs if len(pair) == 2).get("ReloadedAt", "")
 
 
@@ -226,6 +233,11 @@ class ContainerFacts:
     endpoints: tuple  # Endpoint per bridge network with an address
 
 
+def summary_name(summary):
+    """The name of a container in a `docker ps` summary of the API ('' for none)."""
+    return (summary.get("Names") or ["/"])[0].lstrip("/")
+
+
 def container_facts(client):
     """Every container on the engine, running or not -> list of ContainerFacts (two API calls)."""
     bridges = dict((net["Name"], bridge_name(net)) for net in client.networks()
@@ -233,7 +245,7 @@ def container_facts(client):
     facts = []
     for summary in client.containers(all=True):
         networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
-        name = (summary.get("Names") or ["/"])[0].lstrip("/")
+        name = summary_name(summary)
         endpoints = tuple(
             Endpoint(summary["Id"], name, settings.get("IPAddress") or "", network, bridges[network],
                      settings.get("GlobalIPv6Address") or "")

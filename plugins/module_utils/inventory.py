@@ -15,9 +15,7 @@ from __future__ import annotations
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.ports import address_family
-
-ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}
+from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, address_family
 
 
 def _container_view(endpoint, running):
@@ -51,7 +49,21 @@ def inventory(publisher, live, containers, sockets=()):
     for family in sorted(publisher.families(live)):
         found += _published(publisher, live, family, containers, sockets)
     _mark_clashes(found)
-    return sorted(found, key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
+    return sorted(found, key=item_order)
+
+
+def item_order(item):
+    """The order the info module lists items in."""
+    return item["protocol"], item["host_port"], item["host_ip"], item["owner"]
+
+
+def _item(**fields):
+    """One item of the listing: what nobody says otherwise is a kernel mapping, whole and fresh."""
+    item = {"owner": "hotport", "method": "kernel", "tag": "", "stale": False, "stale_reason": "",
+            "complete": True, "container": None, "allowed_sources": [], "local_access": False,
+            "clashes_with": []}
+    item.update(fields)
+    return item
 
 
 def _published(publisher, live, family, containers, sockets):
@@ -65,13 +77,10 @@ def _published(publisher, live, family, containers, sockets):
         ip, container_port = claim.container_ip, claim.container_port
         tag = parse_owner_tag(claim.owner_tag)
         for offset, host_port in enumerate(range(claim.first, claim.last + 1)):
-            item = {"owner": "hotport" if tag else "docker", "method": "kernel", "protocol": claim.protocol,
-                    "host_ip": claim.host_ip or ANY_ADDRESS[family], "host_port": host_port,
-                    "container_ip": ip, "container_port": None if container_port is None
-                    else container_port + offset,
-                    "tag": claim.owner_tag or "", "stale": False, "stale_reason": "",
-                    "complete": True, "container": None, "allowed_sources": [], "local_access": False,
-                    "clashes_with": []}
+            item = _item(owner="hotport" if tag else "docker", protocol=claim.protocol,
+                         host_ip=claim.host_ip or ANY_ADDRESS[family], host_port=host_port, container_ip=ip,
+                         container_port=None if container_port is None else container_port + offset,
+                         tag=claim.owner_tag or "")
             mapping = ours.get((family, claim.owner_tag)) if tag else None
             if mapping:
                 item["container"], item["stale_reason"], item["complete"] = _hotport_status(
@@ -106,3 +115,33 @@ def _mark_clashes(items):
     for item in items:
         item["clashes_with"] += [_owner_name(other) for other in items
                                  if other is not item and _overlap(item, other)]
+
+
+def sidecar_items(live, containers):
+    """hotport's sidecars (a SidecarLive's) as items, with the name of each's ``sidecar``:
+    stale when the target is gone or stopped, when a sidecar forwarding by address no longer
+    finds the target there, or when the sidecar itself is not running."""
+    items = []
+    for sidecar in live.sidecars:
+        facts = next((facts for facts in containers if facts.container_id == sidecar.target_id), None)
+        endpoint = next((endpoint for endpoint in (facts.endpoints if facts else ())
+                         if endpoint.network == sidecar.network), None)
+        if facts is None:
+            reason = "container removed"
+        elif not facts.running:
+            reason = "container stopped"
+        elif not sidecar.running:
+            reason = "sidecar %s not running" % sidecar.name
+        elif endpoint is None or sidecar.forward_to not in (sidecar.target_name, endpoint.address(sidecar.family)):
+            reason = "address changed (sidecar forwards to %s)" % sidecar.forward_to
+        else:
+            reason = ""
+        items.append(_item(method="sidecar", protocol=sidecar.protocol,
+                           host_ip=sidecar.host_ip or ANY_ADDRESS[sidecar.family], host_port=sidecar.host_port,
+                           container_ip=endpoint.address(sidecar.family) if endpoint else "",
+                           container_port=sidecar.container_port, tag=sidecar.owner_tag,
+                           stale=bool(reason), stale_reason=reason, complete=sidecar.running,
+                           container={"id": sidecar.target_id, "name": sidecar.target_name,
+                                      "running": bool(facts and facts.running), "network": sidecar.network},
+                           sidecar=sidecar.name, local_access=True))
+    return items

@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 
 PROTOCOLS = ("tcp", "udp", "sctp")
+ANY_ADDRESS = {4: "0.0.0.0", 6: "::"}  # every address of the family, as Docker writes it
 DICT_KEYS = ("host_ip", "host_port", "container_port", "protocol", "allowed_sources", "local_access")
 SPEC_PUNCTUATION = ".:-/[]"
 # Docker 28 never forwards link-local IPv6 sources; neither does an allow-list of ours.

@@ -141,7 +141,7 @@ def watch(runner, connect, state_file, interval):
             engine = docker_api.engine_info(client)
             follow_firewalld = "firewalld" in engine.firewall_backend
             window = min(interval, FIREWALLD_POLL_SECONDS) if follow_firewalld else interval
-            reloaded_at = docker_api.firewalld_reloaded_at(client) if follow_firewalld else ""
+            reloaded_at = engine.firewalld_reloaded_at
             since = int(time.time())
             log("connected to Docker %s (firewall: %s%s); applying %s" % (
                 engine.version, engine.firewall_backend,

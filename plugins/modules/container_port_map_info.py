@@ -162,9 +162,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts, publisher_for
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
-from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, item_order, sidecar_items
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher, sidecar_items
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
@@ -202,8 +202,7 @@ def kernel_inventory(module, runner, engine, containers, sidecars):
             raise
         module.warn("only hotport's sidecars are listed; kernel mappings and Docker's published ports "
                     "cannot be read here: %s" % exc)
-        return [], dict(version=engine.version, api_version=engine.api_version,
-                        firewall_backend=engine.firewall_backend)
+        return [], engine_facts(engine)
 
 
 def main():
@@ -220,8 +219,7 @@ def main():
         module.fail_json(msg=str(exc))
     except docker_api.DockerException as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
-    items = sorted(kernel + sidecars,
-                   key=lambda item: (item["protocol"], item["host_port"], item["host_ip"], item["owner"]))
+    items = sorted(kernel + sidecars, key=item_order)
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],

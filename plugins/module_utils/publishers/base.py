@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible_collections.hotport.docker.plugins.module_utils.host import allow_loopback_routing
+
 
 class PublisherError(RuntimeError):
     """The mapping could not be published; nothing was changed."""
@@ -146,3 +148,18 @@ class Publisher:
     def facts(self, live):
         """What the modules report about this publisher and the engine's layout."""
         raise NotImplementedError
+
+
+class KernelPublisher(Publisher):
+    """A publisher that writes the host's firewall rules, through a runner, for one engine."""
+
+    def __init__(self, runner, engine):
+        self.runner = runner
+        self.engine = engine
+
+    def route_loopback(self, bridge):
+        """route_localnet on ``bridge``, which a loopback DNAT to a container needs (it is never
+        turned off again: Docker's own hairpin mode leaves it on, and other mappings may rely on it)."""
+        error = allow_loopback_routing(self.runner, bridge)
+        if error:
+            raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")

@@ -13,9 +13,8 @@ and a throwaway network namespace from the tests.
 
 from __future__ import annotations
 
-from ansible_collections.hotport.docker.plugins.module_utils.host import allow_loopback_routing
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, NetfilterError, Publisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, KernelPublisher, NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
     detect_layout, dnat_destination, host_port_claims, live_mappings)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
@@ -165,14 +164,10 @@ class IptablesLive:
         return self._placement[family]
 
 
-class IptablesPublisher(Publisher):
+class IptablesPublisher(KernelPublisher):
     """Publishes with the rules Docker itself writes for -p, in Docker's chains, tagged."""
 
     name = "iptables"
-
-    def __init__(self, runner, engine):
-        self.runner = runner
-        self.engine = engine
 
     def read(self, mappings=None, short_id=None):
         """Find the iptables variant holding Docker's chains, read nat and the other tables
@@ -244,13 +239,9 @@ class IptablesPublisher(Publisher):
                    if rule.table == "nat" and rule.value("-j") == "DNAT")
 
     def prepare(self, live, endpoint, added):
-        """route_localnet on the bridge before the first loopback DNAT lands (it is never turned
-        off again: Docker's own hairpin mode leaves it on, and other mappings may rely on it)."""
-        if not any(rule.chain == "OUTPUT" for rule in added) or not live.layout.userland_proxy:
-            return
-        error = allow_loopback_routing(self.runner, endpoint.bridge)
-        if error:
-            raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")
+        """route_localnet before the first loopback DNAT lands (with the proxy off, Docker set it)."""
+        if any(rule.chain == "OUTPUT" for rule in added) and live.layout.userland_proxy:
+            self.route_loopback(endpoint.bridge)
 
     def apply(self, live, plans):
         apply_plans([(iptables, plans[family], tables) for family, (iptables, tables) in sorted(live.rulesets.items())])

@@ -26,11 +26,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.hotport.docker.plugins.module_utils.host import allow_loopback_routing
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
-    Claim, LayoutError, NetfilterError, Plan, Publisher)
+    Claim, KernelPublisher, LayoutError, NetfilterError, Plan)
 
 TABLE = "hotport"
 DOCKER_TABLE = "docker-bridges"
@@ -206,14 +205,10 @@ class NftablesLive:
         return self._index[family]
 
 
-class NftablesPublisher(Publisher):
+class NftablesPublisher(KernelPublisher):
     """Publishes in hotport's own nft tables, marking the flows for Docker's accept rule."""
 
     name = "nftables"
-
-    def __init__(self, runner, engine):
-        self.runner = runner
-        self.engine = engine
 
     def read(self, mappings=None, short_id=None):
         if not self.runner.which("nft"):
@@ -290,12 +285,9 @@ class NftablesPublisher(Publisher):
         return found
 
     def prepare(self, live, endpoint, added):
-        """route_localnet on the bridge before the first loopback DNAT lands."""
-        if not any(rule.chain == "nat-output" and rule.owner_tag for rule in added):
-            return
-        error = allow_loopback_routing(self.runner, endpoint.bridge)
-        if error:
-            raise NetfilterError(error + "; loopback access needs it. Nothing was changed.")
+        """route_localnet before the first loopback DNAT lands."""
+        if any(rule.chain == "nat-output" and rule.owner_tag for rule in added):
+            self.route_loopback(endpoint.bridge)
 
     def apply(self, live, plans):
         batch = batch_text(plans)

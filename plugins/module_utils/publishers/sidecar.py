@@ -18,17 +18,16 @@ host's firewall: only the Docker API.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, address_family
+from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, PortMapping, address_family
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Plan, Publisher, PublisherError
 
 DEFAULT_IMAGE = "alpine/socat:1.8.0.1"
 LABEL = "io.hotport.sidecar"  # its value: the owner tag of the mapping
 PREFIX = "io.hotport."
-ANY = {4: "0.0.0.0", 6: "::"}
 
 
 class SidecarError(PublisherError):
@@ -113,15 +112,13 @@ def from_labels(summary):
             int(labels[PREFIX + "family"]), labels[PREFIX + "protocol"], labels[PREFIX + "host_ip"],
             int(labels[PREFIX + "host_port"]), int(labels[PREFIX + "container_port"]), labels[PREFIX + "target.id"],
             labels[PREFIX + "target.name"], labels[PREFIX + "network"], labels[PREFIX + "forward_to"],
-            summary.get("Image", ""), (summary.get("Names") or ["/"])[0].lstrip("/"), summary["Id"],
+            summary.get("Image", ""), docker_api.summary_name(summary), summary["Id"],
             summary.get("State") == "running")
     except (KeyError, ValueError):
         return None
     if labels.get(PREFIX + "digest") != sidecar.digest:
         # Its image is recorded by Docker as it was asked for; anything else changed by hand.
-        return Sidecar(*(getattr(sidecar, name) for name in (
-            "family", "protocol", "host_ip", "host_port", "container_port", "target_id", "target_name",
-            "network")), "(changed)", sidecar.image, sidecar.name, sidecar.container_id, sidecar.running)
+        return replace(sidecar, forward_to="(changed)")
     return sidecar
 
 
@@ -164,7 +161,7 @@ class SidecarPublisher(Publisher):
     def read(self, mappings=None, short_id=None):
         sidecars, published, names = [], [], set()
         for summary in self.client.containers(all=True):
-            name = (summary.get("Names") or ["/"])[0].lstrip("/")
+            name = docker_api.summary_name(summary)
             names.add(name)
             tag = (summary.get("Labels") or {}).get(LABEL)
             if tag:
@@ -178,9 +175,9 @@ class SidecarPublisher(Publisher):
             for port in summary.get("Ports") or []:
                 if not port.get("PublicPort"):
                     continue
-                host_ip = port.get("IP") or "0.0.0.0"
+                host_ip = port.get("IP") or ANY_ADDRESS[4]
                 family = address_family(host_ip)
-                published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY[family] else host_ip,
+                published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY_ADDRESS[family] else host_ip,
                                   port["PublicPort"], ip, port.get("PrivatePort"), name))
         return SidecarLive(sidecars, published, names, self._kernel_claims())
 
@@ -290,7 +287,7 @@ class SidecarPublisher(Publisher):
 
     def _create(self, sidecar):
         name = sidecar.container_name()
-        binding = (sidecar.host_ip or ANY[sidecar.family], sidecar.host_port)
+        binding = (sidecar.host_ip or ANY_ADDRESS[sidecar.family], sidecar.host_port)
         host_config = self.client.create_host_config(
             port_bindings={"%d/%s" % (sidecar.container_port, sidecar.protocol): binding},
             restart_policy={"Name": "unless-stopped"}, network_mode=sidecar.network)
@@ -349,33 +346,3 @@ def _explain(exc, image):
     if "executable file not found" in text or "no such file or directory" in text.lower():
         return "%s (sidecar_image %r has no socat on its PATH; give an image that has)" % (text, image)
     return text
-
-
-def sidecar_items(live, containers):
-    """hotport's sidecars as info-module items (the fields of inventory.py's, plus ``method``):
-    stale when the target is gone or stopped, when a sidecar forwarding by address no longer
-    finds the target there, or when the sidecar itself is not running."""
-    items = []
-    for sidecar in live.sidecars:
-        facts = next((facts for facts in containers if facts.container_id == sidecar.target_id), None)
-        endpoint = next((endpoint for endpoint in (facts.endpoints if facts else ())
-                         if endpoint.network == sidecar.network), None)
-        if facts is None:
-            reason = "container removed"
-        elif not facts.running:
-            reason = "container stopped"
-        elif not sidecar.running:
-            reason = "sidecar %s not running" % sidecar.name
-        elif endpoint is None or sidecar.forward_to not in (sidecar.target_name, endpoint.address(sidecar.family)):
-            reason = "address changed (sidecar forwards to %s)" % sidecar.forward_to
-        else:
-            reason = ""
-        items.append({"owner": "hotport", "method": "sidecar", "protocol": sidecar.protocol,
-                      "host_ip": sidecar.host_ip or ANY[sidecar.family], "host_port": sidecar.host_port,
-                      "container_ip": endpoint.address(sidecar.family) if endpoint else "",
-                      "container_port": sidecar.container_port, "tag": sidecar.owner_tag,
-                      "stale": bool(reason), "stale_reason": reason, "complete": sidecar.running,
-                      "container": {"id": sidecar.target_id, "name": sidecar.target_name,
-                                    "running": bool(facts and facts.running), "network": sidecar.network},
-                      "sidecar": sidecar.name, "allowed_sources": [], "local_access": True, "clashes_with": []})
-    return items

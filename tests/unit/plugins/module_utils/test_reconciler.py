@@ -89,8 +89,8 @@ def test_watch_applies_everything_once_docker_has_redone_its_rules_after_a_firew
         monkeypatch, capsys, tmp_path):
     passes = []
     monkeypatch.setattr(reconciler, "apply_all", lambda *args: passes.append(args) or 0)
-    # info() calls: engine_info, the baseline, then one after each window.
-    engine = FirewalldEngine(["", "", "", "", "2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"])
+    # info() calls: engine_info (the baseline), then one after each window.
+    engine = FirewalldEngine(["", "", "", "2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"])
     with pytest.raises(Enough):
         reconciler.watch(None, lambda: engine, str(tmp_path / "m.json"), 600)
     assert engine.windows == [2] * 6, "windows of FIREWALLD_POLL_SECONDS on a firewalld host"
