@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee bench clean molecule molecule-all compat fresh
+.PHONY: setup engine demo test unit integration e2e sanity lint ee bench bench-ansible clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -62,6 +62,14 @@ bench: engine
 	images/bench/build.sh hotport/bench
 	python bench/control_plane.py
 	python bench/data_path.py
+	python bench/plot.py
+
+# The module through ansible-playbook on Docker-in-Docker hosts, minus a ping task (issue 14).
+bench-ansible: engine
+	pip install -q -r bench/requirements.txt
+	images/bench/build.sh hotport/bench
+	images/dind/build.sh sid-29
+	python bench/through_ansible.py
 	python bench/plot.py
 
 clean:

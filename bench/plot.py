@@ -90,6 +90,38 @@ def data_path():
     figure.savefig(os.path.join(DOCS, "data_path_scale.png"), dpi=110)
 
 
+def through_ansible():
+    path = os.path.join(DOCS, "through_ansible.json")
+    if not os.path.exists(path):
+        return  # written by bench/through_ansible.py (make bench-ansible), not by make bench
+    data = json.load(open(path))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    colours = {"iptables": "tab:blue", "nftables": "tab:orange", "sidecar": "tab:green"}
+    for axis, step, title in ((axes[0], "apply", "first apply"), (axes[1], "rerun", "idempotent re-run")):
+        for publisher, colour in colours.items():
+            rows = [row for row in data["results"] if row["publisher"] == publisher]
+            counts = [row["n"] for row in rows]
+            axis.plot(counts, [max(row[step], 1e-3) for row in rows], marker="o", color=colour,
+                      label="%s: through ansible-playbook, minus ping" % publisher)
+            axis.plot(counts, [row["in_process"][step + "_total"] for row in rows], marker=".", linestyle="--",
+                      color=colour, label="%s: in one process on the host" % publisher)
+            if all("floor" in row for row in rows):
+                axis.plot(counts, [row["floor"][step] for row in rows], linestyle=":", color=colour,
+                          label="%s: floor (one write + one read)" % publisher)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("mappings")
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("seconds (log)")
+    axes[1].legend(fontsize=7)
+    figure.suptitle("container_port_map as users pay it (Docker %s in DinD, %d CPUs)"
+                    % (data["results"][0]["engine"], data["cpus"]))
+    figure.tight_layout()
+    figure.savefig(os.path.join(DOCS, "through_ansible.png"), dpi=110)
+
+
 if __name__ == "__main__":
     control_plane()
     data_path()
+    through_ansible()

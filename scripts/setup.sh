@@ -3,12 +3,12 @@
 # minbase with python3 and make is enough, tests/fresh/run.sh proves it):
 # Debian packages (python3-venv and ca-certificates for the virtualenv and pip, git for
 # ansible-test, Docker engine, both iptables variants, nft (the nftables publisher's namespace tests), conntrack, busybox for the demo image;
-# python3-docker for the reconciler service on this host; xz-utils for the Docker 29 engine;
+# xz-utils for the Docker 29 engine;
 # iperf3, gcc and libc6-dev for the benchmark image) and a virtualenv in .build/venv with
-# ansible-core, the Docker SDK and pytest.
+# ansible-core, the Docker SDK (Molecule's docker driver) and pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(python3-venv ca-certificates git xz-utils docker.io python3-docker iptables nftables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap iperf3 gcc libc6-dev)
+packages=(python3-venv ca-certificates git xz-utils docker.io iptables nftables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap iperf3 gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -13,6 +13,7 @@ options:
   docker_host:
     description:
       - URL of the Docker daemon API, for example V(unix:///var/run/docker.sock) or V(tcp://127.0.0.1:2375).
+      - Plain HTTP only (no TLS, no V(ssh://)), which is all a daemon on the same host needs.
       - The rules are always written on the host the module runs on, so the daemon must be that host's.
       - If not set, the value of the E(DOCKER_HOST) environment variable is used, and else the local socket.
     type: str
@@ -23,5 +24,5 @@ options:
     type: int
     default: 60
 requirements:
-  - Docker SDK for Python >= 5.0.0 (Debian/Ubuntu C(python3-docker), RHEL C(python3-docker), PyPI C(docker))
+  - Python 3.7 or newer on the managed host; hotport talks to the Docker API with the standard library, no Docker SDK needed
 """

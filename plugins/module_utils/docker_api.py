@@ -3,25 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Docker API side: container -> Endpoint (id, name, address, network, bridge); engine facts.
 
-Uses the Docker SDK for Python (low-level APIClient). Reads per-network addresses only:
-the top-level NetworkSettings.IPAddress is gone from API 1.52 (Docker 29).
+Talks to the engine through docker_client.py (the standard library, no Docker SDK). Reads
+per-network addresses only: the top-level NetworkSettings.IPAddress is gone from API 1.52 (Docker 29).
 """
 
 from __future__ import annotations
 
 import re
-import traceback
 from dataclasses import asdict, dataclass
 
-try:
-    import docker
-    from docker.errors import DockerException, NotFound
-    HAS_DOCKER_SDK = True
-    DOCKER_SDK_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER_SDK = False
-    DOCKER_SDK_IMPORT_ERROR = traceback.format_exc()
-    DockerException = NotFound = Exception
+from ansible_collections.hotport.docker.plugins.module_utils.docker_client import DockerClient, DockerError, NotFound
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
@@ -63,19 +54,22 @@ class EngineInfo:
 
 
 def connect(docker_host, timeout):
-    """A low-level Docker API client, with a clear error when the daemon does not answer."""
+    """A Docker API client (nothing asked yet: engine_info() is the first call)."""
     try:
-        client = docker.APIClient(base_url=docker_host or DEFAULT_DOCKER_HOST,
-                                  version="auto", timeout=timeout)
-    except DockerException as exc:
-        raise ResolveError(
-            "cannot reach the Docker daemon at %s: %s. Is dockerd running, and is docker_host "
-            "right?" % (docker_host or DEFAULT_DOCKER_HOST, exc))
-    return client
+        return DockerClient(docker_host or DEFAULT_DOCKER_HOST, timeout)
+    except ValueError as exc:
+        raise ResolveError("%s; give docker_host as unix:///var/run/docker.sock or tcp://HOST:PORT." % exc)
 
 
 def engine_info(client):
-    version = client.version()
+    """The engine's version and firewall facts; a clear error when the daemon does not answer."""
+    try:
+        version = client.version()
+    except DockerError as exc:
+        if exc.status:
+            raise
+        raise ResolveError("cannot reach the Docker daemon at %s: %s. Is dockerd running, and is docker_host "
+                           "right?" % (client.base_url, exc))
     info = client.info()
     # FirewallBackend appears with API 1.49 (Docker 28.1); older engines are iptables only.
     backend = (info.get("FirewallBackend") or {}).get("Driver") or "iptables"
@@ -181,16 +175,6 @@ def require_addresses(endpoint, mappings):
             "address instead, e.g. [::]:HOST_PORT:CONTAINER_PORT." % (endpoint.name, endpoint.network, ", ".join(v4)))
 
 
-def require_sdk(module):
-    """Fail the module with the package to install when the Docker SDK is missing."""
-    if not HAS_DOCKER_SDK:
-        from ansible.module_utils.basic import missing_required_lib
-
-        module.fail_json(msg=missing_required_lib("Docker SDK for Python (docker)") +
-                         " On Debian/Ubuntu and RHEL: install the python3-docker package.",
-                         exception=DOCKER_SDK_IMPORT_ERROR)
-
-
 def docker_common_argument_spec():
     """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
     # Imported here: the reconciler service uses this file on hosts without Ansible.
@@ -243,7 +227,7 @@ def container_facts(client):
     bridges = dict((net["Name"], bridge_name(net)) for net in client.networks()
                    if net.get("Driver") == "bridge")
     facts = []
-    for summary in client.containers(all=True):
+    for summary in client.containers():
         networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
         name = summary_name(summary)
         endpoints = tuple(

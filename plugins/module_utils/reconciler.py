@@ -54,7 +54,7 @@ def apply_entry(runner, client, engine, entry, state="present", container=None):
     """
     try:
         return _apply_entry(runner, client, engine, entry, state, container)
-    except (docker_api.DockerException, OSError):
+    except (docker_api.DockerError, OSError):
         raise  # dockerd went away: watch() reconnects and applies everything anew
     except Exception as exc:  # pylint: disable=broad-exception-caught
         log("FAILED %s: unexpected %s: %s" % (_describe(entry), type(exc).__name__, exc))
@@ -152,8 +152,7 @@ def watch(runner, connect, state_file, interval):
             while True:
                 until = since + window
                 # The stream ends at `until`; windows follow each other, so no event falls between.
-                for event in client.events(since=since, until=until, decode=True,
-                                           filters={"type": ["container", "network"]}):
+                for event in client.events(since, until, {"type": ["container", "network"]}):
                     handle_event(runner, client, engine, state_file, event)
                 since = until
                 latest = docker_api.firewalld_reloaded_at(client) if follow_firewalld else reloaded_at
@@ -165,7 +164,7 @@ def watch(runner, connect, state_file, interval):
                     continue
                 apply_all(runner, client, engine, state_file)
                 next_full_pass = since + interval
-        except (docker_api.DockerException, docker_api.ResolveError, OSError) as exc:
+        except (docker_api.DockerError, docker_api.ResolveError, OSError) as exc:
             # dockerd stopped or restarted (connect() reports that as ResolveError): it flushes
             # its chains, so everything is applied anew once it answers again.
             log("Docker not reachable (%s); retrying in %d s" % (exc, delay))
@@ -193,9 +192,6 @@ def main(argv=None):
     parser.add_argument("--interval", type=int, default=60,
                         help="seconds between full re-applies while watching (default 60)")
     args = parser.parse_args(argv)
-    if not docker_api.HAS_DOCKER_SDK:
-        log("hotport-reconcile needs the Docker SDK for Python: install python3-docker.")
-        return 2
     runner = ProcessRunner()
 
     def connect():
@@ -208,7 +204,7 @@ def main(argv=None):
     try:
         client = connect()
         failures = apply_all(runner, client, docker_api.engine_info(client), args.state_file)
-    except (docker_api.DockerException, docker_api.ResolveError, StateFileError) as exc:
+    except (docker_api.DockerError, docker_api.ResolveError, StateFileError) as exc:
         log("FAILED: %s" % exc)
         return 1
     return 1 if failures else 0

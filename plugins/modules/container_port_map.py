@@ -354,7 +354,6 @@ def main():
         required_if=[("state", "present", ("ports",))],
         supports_check_mode=True,
     )
-    docker_api.require_sdk(module)
     params = module.params
     recorded = False
     try:
@@ -367,7 +366,7 @@ def main():
             recorded = record(params, entries, endpoint, module.check_mode)
     except REQUEST_FAILURES + (StateFileError,) as exc:
         module.fail_json(msg=str(exc))
-    except docker_api.DockerException as exc:
+    except docker_api.DockerError as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
 
     for warning in outcome.warnings:

@@ -207,7 +207,6 @@ def kernel_inventory(module, runner, engine, containers, sidecars):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    docker_api.require_sdk(module)
     params = module.params
     try:
         client = docker_api.connect(params["docker_host"], params["timeout"])
@@ -217,7 +216,7 @@ def main():
         kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars)
     except (docker_api.ResolveError, PublisherError) as exc:
         module.fail_json(msg=str(exc))
-    except docker_api.DockerException as exc:
+    except docker_api.DockerError as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
     items = sorted(kernel + sidecars, key=item_order)
     module.exit_json(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The floors README declares, checked for real on this host's engine:
 # - Python 3.7 on managed hosts: the module_utils unit tests and the namespace suite run under
-#   Python 3.7, with the newest Docker SDK that still supports it (6.1);
+#   Python 3.7 (hotport needs nothing beyond its standard library there);
 # - ansible-core 2.17 (meta/runtime.yml requires_ansible) on the controller: the module maps a
 #   port of a running container through `ansible` 2.17 with Python 3.7 as the host's
 #   interpreter, the page comes back from the client namespace, a re-run changes nothing, absent
@@ -21,7 +21,7 @@ python37=$(find_python 3.7)
 [ -n "$python37" ] || { echo "compat: FAILED: no Python 3.7 on this machine (pyenv or python3.7)" >&2; exit 1; }
 if [ ! -x "$build/py3.7/bin/python" ]; then
   "$python37" -m venv "$build/py3.7"
-  "$build/py3.7/bin/pip" install -q pytest 'docker>=6,<7'
+  "$build/py3.7/bin/pip" install -q pytest
 fi
 if [ ! -x "$build/ansible-2.17/bin/ansible" ]; then
   python3 -m venv "$build/ansible-2.17"

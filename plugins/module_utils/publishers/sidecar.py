@@ -160,7 +160,7 @@ class SidecarPublisher(Publisher):
 
     def read(self, mappings=None, short_id=None):
         sidecars, published, names = [], [], set()
-        for summary in self.client.containers(all=True):
+        for summary in self.client.containers():
             name = docker_api.summary_name(summary)
             names.add(name)
             tag = (summary.get("Labels") or {}).get(LABEL)
@@ -264,7 +264,7 @@ class SidecarPublisher(Publisher):
         try:
             self.client.pull(self.image)
             self.client.inspect_image(self.image)
-        except docker_api.DockerException as exc:
+        except docker_api.DockerError as exc:
             raise SidecarError(
                 "sidecar_image %r is not on this engine and could not be pulled (%s). Load it "
                 "(docker load) or pull it, or set sidecar_image to an image with socat on its PATH. "
@@ -281,42 +281,41 @@ class SidecarPublisher(Publisher):
             for plan in plans.values():
                 for sidecar in plan.add:
                     created.append(self._create(sidecar))
-        except docker_api.DockerException as exc:
+        except docker_api.DockerError as exc:
             undone = self._undo(created, removed)
             raise SidecarError("creating or removing a sidecar failed: %s. %s" % (_explain(exc, self.image), undone))
 
     def _create(self, sidecar):
         name = sidecar.container_name()
-        binding = (sidecar.host_ip or ANY_ADDRESS[sidecar.family], sidecar.host_port)
-        host_config = self.client.create_host_config(
-            port_bindings={"%d/%s" % (sidecar.container_port, sidecar.protocol): binding},
-            restart_policy={"Name": "unless-stopped"}, network_mode=sidecar.network)
-        created = self.client.create_container(
-            sidecar.image, name=name, entrypoint=["socat"], command=sidecar.command(), labels=sidecar.labels(),
-            ports=[(sidecar.container_port, sidecar.protocol)], host_config=host_config,
-            networking_config=self.client.create_networking_config(
-                {sidecar.network: self.client.create_endpoint_config()}))
+        port = "%d/%s" % (sidecar.container_port, sidecar.protocol)
+        binding = {"HostIp": sidecar.host_ip or ANY_ADDRESS[sidecar.family], "HostPort": str(sidecar.host_port)}
+        container_id = self.client.create_container(name, {
+            "Image": sidecar.image, "Entrypoint": ["socat"], "Cmd": sidecar.command(), "Labels": sidecar.labels(),
+            "ExposedPorts": {port: {}},
+            "HostConfig": {"PortBindings": {port: [binding]},
+                           "RestartPolicy": {"Name": "unless-stopped"}, "NetworkMode": sidecar.network},
+            "NetworkingConfig": {"EndpointsConfig": {sidecar.network: {}}}})
         try:
-            self.client.start(created["Id"])
-        except docker_api.DockerException:
-            self.client.remove_container(created["Id"], force=True)  # created, never started: not kept
+            self.client.start(container_id)
+        except docker_api.DockerError:
+            self.client.remove_container(container_id)  # created, never started: not kept
             raise
-        return created["Id"]
+        return container_id
 
     def _remove(self, sidecar):
-        self.client.remove_container(sidecar.container_id or sidecar.name, force=True)
+        self.client.remove_container(sidecar.container_id or sidecar.name)
 
     def _undo(self, created, removed):
         problems = []
         for container_id in created:
             try:
-                self.client.remove_container(container_id, force=True)
-            except docker_api.DockerException as exc:
+                self.client.remove_container(container_id)
+            except docker_api.DockerError as exc:
                 problems.append("could not remove new sidecar %s: %s" % (container_id[:12], exc))
         for sidecar in removed:
             try:
                 self._create(sidecar)
-            except docker_api.DockerException as exc:
+            except docker_api.DockerError as exc:
                 problems.append("could not re-create sidecar %s: %s" % (sidecar.name, exc))
         if problems:
             return "UNDO INCOMPLETE: " + "; ".join(problems)

@@ -78,7 +78,7 @@ class FirewalldEngine:
         return {"FirewallBackend": {"Driver": "iptables+firewalld",
                                     "Info": [["ReloadedAt", reloaded_at]] if reloaded_at else []}}
 
-    def events(self, since, until, **_):
+    def events(self, since, until, filters):
         self.windows.append(until - since)
         if len(self.windows) == 6:
             raise Enough()
