@@ -1,4 +1,4 @@
-"""Run inside a benchmark host (python3 - MODE < this file): times what bench/through_ansible.py
+"""Run inside a benchmark host (python3 host_timing.py MODE < arguments as JSON): times what bench/through_ansible.py
 cannot time from outside without docker exec's own cost in the figure.
 
   inprocess  the module's work without Ansible, in one process on the host: import hotport's
@@ -7,15 +7,14 @@ cannot time from outside without docker exec's own cost in the figure.
              one read (iptables-save, or nft -a list ruleset); and the read alone; each round
              starts from a host without them (the shell command "undo")
 
-Arguments come as JSON in the environment variable HOTPORT_BENCH; prints JSON.
+Prints JSON.
 """
 import json
-import os
 import subprocess
 import sys
 import time
 
-ARGS = json.loads(os.environ["HOTPORT_BENCH"])
+ARGS = json.load(sys.stdin)
 
 
 def timed(action):

@@ -107,7 +107,7 @@ def through_ansible():
                       color=colour, label="%s: in one process on the host" % publisher)
             if all("floor" in row for row in rows):
                 axis.plot(counts, [row["floor"][step] for row in rows], linestyle=":", color=colour,
-                          label="%s: floor (one write + one read)" % publisher)
+                          label="%s: floor (apply: one write + one read; re-run: the read)" % publisher)
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("mappings")

@@ -19,34 +19,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import dind_host  # noqa: E402
+
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1,10,100,1000").split(",")]
 SIDECAR_MAX = int(os.environ.get("BENCH_SIDECAR_MAX", "100"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 OUT = os.path.join(ROOT, "docs", "bench", "through_ansible.json")
-IMAGE = "hotport/dind:sid-29"
 COLLECTIONS = "/opt/hotport-bench"
-# Every capability the outer Docker 20.10 knows but CAP_SYS_RESOURCE (--privileged fails here).
-CAPABILITIES = ("AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER "
-                "FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN "
-                "NET_BIND_SERVICE NET_BROADCAST NET_RAW SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT "
-                "SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_TIME SYS_TTY_CONFIG "
-                "SYSLOG WAKE_ALARM").split()
 HOSTS = {
     "hp-bench-iptables": {},
-    "hp-bench-nftables": {"firewall-backend": "nftables", "bridge-accept-fwmark": "0x4000000/0x4000000"},
+    "hp-bench-nftables": dind_host.NFTABLES,
 }
 PUBLISHERS = [  # name, host, module options
     ("iptables", "hp-bench-iptables", {}),
     ("nftables", "hp-bench-nftables", {}),
     ("sidecar", "hp-bench-iptables", {"method": "sidecar", "sidecar_image": "hotport/bench"}),
 ]
-SAVED_RULES = {  # how to read back exactly hotport's rules, and remove them, for the floor
-    "iptables": ("iptables-save | awk '/^\\*/ {t=$0} /hotport:/ {print t; print; print \"COMMIT\"}'",
-                 "iptables-save | awk '/^\\*/ {t=$0} /hotport:/ {print t; sub(/^-A/, \"-D\"); print; "
-                 "print \"COMMIT\"}' | iptables-restore --noflush -w"),
+# How to read back exactly hotport's rules (one transaction a table), and remove them, for the floor.
+GROUPED = "awk '/^\\*/ {t=$0} /hotport:/ {%s rules[t] = rules[t] $0 \"\\n\"} END {for (t in rules) printf \"%%s\\n%%sCOMMIT\\n\", t, rules[t]}'"
+SAVED_RULES = {
+    "iptables": ("iptables-save | " + GROUPED % "",
+                 "iptables-save | " + GROUPED % "sub(/^-A/, \"-D\");" + " | iptables-restore --noflush -w"),
     "nftables": ("nft list table ip hotport", "nft delete table ip hotport"),
 }
 
@@ -55,36 +52,25 @@ def sh(argv, data=None, check=True):
     return subprocess.run(argv, input=data, capture_output=True, text=True, check=check).stdout
 
 
-def in_host(host, command, data=None, env=None):
-    extra = [item for key, value in (env or {}).items() for item in ("-e", "%s=%s" % (key, value))]
-    return sh(["docker", "exec", "-i"] + extra + [host, "sh", "-c", command], data)
+def in_host(host, command, data=None):
+    return sh(["docker", "exec", "-i", host, "sh", "-c", command], data)
+
+
+def host_timing(host, mode, args):
+    """bench/host_timing.py MODE on the host, ``args`` on its stdin -> its JSON answer."""
+    return json.loads(in_host(host, "python3 %s/ansible_collections/hotport/docker/bench/host_timing.py %s"
+                              % (COLLECTIONS, mode), json.dumps(args)))
 
 
 def start_host(name, daemon):
-    sh(["docker", "rm", "-f", name], check=False)
-    setup = ("mount -o remount,rw /proc/sys; mkdir -p /etc/docker; echo '%s' > /etc/docker/daemon.json; "
-             "while :; do dockerd >>/var/log/dockerd.log 2>&1; sleep 1; done" % json.dumps(daemon))
-    sh(["docker", "run", "-d", "--name", name, "--hostname", name]
-       + ["--cap-add=" + cap for cap in CAPABILITIES]
-       + ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-          "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec", IMAGE, "sh", "-c", setup])
-    for dummy in range(60):
-        if subprocess.run(["docker", "exec", name, "docker", "version"], capture_output=True, check=False).returncode == 0:
-            break
-        time.sleep(1)
-    else:
-        raise SystemExit("the inner dockerd of %s did not start: see docker exec %s cat /var/log/dockerd.log" % (name, name))
-    images = subprocess.Popen(["docker", "save", "hotport/target", "hotport/bench"], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "exec", "-i", name, "docker", "load", "-q"], stdin=images.stdout, check=True,
-                   capture_output=True)
-    images.wait()
+    version = dind_host.start(name, daemon, ["hotport/target", "hotport/bench"])
     in_host(name, "docker run -d --name web hotport/target")
-    plugins = subprocess.Popen(["tar", "-C", ROOT, "-cf", "-", "plugins"], stdout=subprocess.PIPE)
+    plugins = subprocess.Popen(["tar", "-C", ROOT, "-cf", "-", "plugins", "bench/host_timing.py"], stdout=subprocess.PIPE)
     subprocess.run(["docker", "exec", "-i", name, "sh", "-c", "mkdir -p %s/ansible_collections/hotport/docker && "
                     "tar -C %s/ansible_collections/hotport/docker -xf -" % (COLLECTIONS, COLLECTIONS)],
                    stdin=plugins.stdout, check=True)
     plugins.wait()
-    return sh(["docker", "exec", name, "docker", "version", "--format", "{{.Server.Version}}"]).strip()
+    return version
 
 
 def ports(count):
@@ -135,9 +121,7 @@ def in_process(host, options, count):
         request = dict(container="web", ports=ports(count), **options)
         step = {}
         for name, state in (("apply", "present"), ("rerun", "present"), ("absent", "absent")):
-            args = json.dumps({"collections": COLLECTIONS, "request": dict(request, state=state)})
-            step[name] = json.loads(in_host(host, "python3 - inprocess", open(os.path.join(ROOT, "bench", "host_timing.py")).read(),
-                                            {"HOTPORT_BENCH": args}))
+            step[name] = host_timing(host, "inprocess", {"collections": COLLECTIONS, "request": dict(request, state=state)})
         rounds.append(step)
     return dict(("%s_%s" % (step, part), statistics.median(round_[step][part] for round_ in rounds))
                 for step in ("apply", "rerun") for part in ("import", "engine", "request", "total"))
@@ -145,9 +129,8 @@ def in_process(host, options, count):
 
 def floor(host, publisher):
     read, undo = SAVED_RULES[publisher]
-    args = json.dumps({"publisher": publisher, "rules": in_host(host, read), "undo": undo, "repeat": REPEAT})
-    rounds = json.loads(in_host(host, "python3 - floor", open(os.path.join(ROOT, "bench", "host_timing.py")).read(),
-                                {"HOTPORT_BENCH": args}))
+    rounds = host_timing(host, "floor", {"publisher": publisher, "rules": in_host(host, read), "undo": undo,
+                                         "repeat": REPEAT})
     return dict((step, statistics.median(round_[step] for round_ in rounds)) for step in ("apply", "rerun"))
 
 
@@ -170,7 +153,7 @@ def main():
                 results.append(row)
     finally:
         for name in HOSTS:
-            sh(["docker", "rm", "-f", name], check=False)
+            dind_host.remove(name)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     machine = {"cpus": os.cpu_count(), "kernel": os.uname().release}
     json.dump(dict(machine, results=results), open(OUT, "w"), indent=1)

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 import uuid
+from collections import namedtuple
+from functools import partial
 
 import pytest
 
@@ -16,6 +18,9 @@ CLIENT = os.path.join(ROOT, "scripts", "client-netns.sh")
 IMAGE = "hotport/target"
 PAYLOAD = open(os.path.join(ROOT, "images", "target", "index.html")).read().strip()
 HOST_ADDRESS = "198.18.0.1"
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import dind_host  # noqa: E402
+
 ANSIBLE_ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"),
                    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
 
@@ -36,11 +41,14 @@ def ruleset():
     return re.sub(r"\[\d+:\d+\]", "", strip_save_comments(text))
 
 
-def module(check=False, diff=False, module_name="hotport.docker.container_port_map", **args):
-    """Run a hotport module on localhost -> its result dict."""
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m",
-            module_name, "-a", json.dumps(args),
-            "-e", "ansible_python_interpreter=" + sys.executable]
+def module(check=False, diff=False, module_name="hotport.docker.container_port_map", host="localhost", **args):
+    """Run a hotport module on localhost, or on a Docker-in-Docker ``host`` over Ansible's docker
+    connection -> its result dict."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible"), host, "-m", module_name, "-a", json.dumps(args)]
+    if host == "localhost":
+        argv += ["-e", "ansible_python_interpreter=" + sys.executable]
+    else:
+        argv += ["-i", host + ",", "-c", "community.docker.docker", "-e", "ansible_python_interpreter=/usr/bin/python3"]
     argv += ["--check"] * check + ["--diff"] * diff
     out = subprocess.run(argv, capture_output=True, text=True, env=ANSIBLE_ENV, check=False).stdout
     head, sep, body = out.partition(" => {")
@@ -48,8 +56,30 @@ def module(check=False, diff=False, module_name="hotport.docker.container_port_m
     # ansible-core 2.19 prints the failure only in the header: "localhost | FAILED! => {"
     result["failed"] = "FAILED!" in head.splitlines()[-1]
     if diff:  # the callback prints the diff above the result, and leaves it out of the JSON
-        result["diff_lines"] = head.rpartition("localhost | ")[0].splitlines()
+        result["diff_lines"] = head.rpartition(host + " | ")[0].splitlines()
     return result
+
+
+# Where the module runs and what it may change: this host, or a Docker-in-Docker host.
+Engine = namedtuple("Engine", "name docker module ruleset")
+HOST_ENGINE = Engine("this host (iptables)", docker, module, ruleset)
+
+
+def nft_ruleset(host):
+    """A DinD host's whole netfilter state (iptables-nft's tables included), without counters."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", docker("exec", host, "nft", "list", "ruleset"))
+
+
+@pytest.fixture(scope="session")
+def nftables_engine():
+    """Docker 29.7.2 with its nftables firewall backend and bridge-accept-fwmark (a DinD host)."""
+    name = "hp-e2e-nftables"
+    if sh("docker", "image", "inspect", dind_host.IMAGE, check=False).returncode != 0:
+        pytest.fail("image %s missing; run `make e2e`, which builds it" % dind_host.IMAGE)
+    dind_host.start(name, dind_host.NFTABLES)
+    yield Engine("Docker 29.7.2 (nftables)", partial(docker, "exec", name, "docker"), partial(module, host=name),
+                 partial(nft_ruleset, name))
+    dind_host.remove(name)
 
 
 # curl's exit codes for a closed port: 7 refused, 28 no answer in time (a DROP), 52 and 56 an

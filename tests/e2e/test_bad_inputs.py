@@ -1,17 +1,21 @@
-"""The catalogue of bad inputs (issue 6): each one through the real module on this host's engine
-gives an error that names the problem, and leaves iptables-save exactly as it was."""
+"""The catalogue of bad inputs (issue 6): each one through the real module gives an error that
+names the problem, and leaves the ruleset exactly as it was: on this host's engine (iptables-save
+of both variants and families), and on Docker 29.7.2 with its nftables backend in a DinD host
+(`nft list ruleset`, Docker's tables and hotport's own; issue 12)."""
 import uuid
 
 import pytest
 
-from .conftest import IMAGE, docker, module, ruleset
+from .conftest import HOST_ENGINE, IMAGE
 
 BUSY_PORT = 18099  # a host-networked container listens here
 
 
-@pytest.fixture(scope="module")
-def scene():
-    """Containers in every state the catalogue needs, made once."""
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def scene(request):
+    """Containers in every state the catalogue needs, made once per engine -> (engine, names)."""
+    engine = HOST_ENGINE if request.param == "iptables" else request.getfixturevalue("nftables_engine")
+    docker, module = engine.docker, engine.module
     suffix = uuid.uuid4().hex[:6]
     names = dict((role, "hp-bad-%s-%s" % (role, suffix))
                  for role in ("web", "stopped", "hostnet", "twonet", "published", "other"))
@@ -27,7 +31,7 @@ def scene():
     docker("run", "-d", "--name", names["published"], "-p", "18443:80", IMAGE)
     docker("run", "-d", "--name", names["other"], IMAGE)
     assert not module(container=names["other"], ports=["18092:80"]).get("failed")
-    yield names
+    yield engine, names
     module(container=names["other"], state="absent")
     docker("rm", "-f", *names.values(), check=False)
     docker("network", "rm", network, check=False)
@@ -85,9 +89,10 @@ CASES = [
 
 @pytest.mark.parametrize("args, message", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_is_a_clear_error_with_nothing_changed(scene, args, message):
+    engine, names = scene
     args = dict(args)
-    args["container"] = scene.get(args.get("container", WEB), args.get("container"))
-    before = ruleset()
-    result = module(**args)
+    args["container"] = names.get(args.get("container", WEB), args.get("container"))
+    before = engine.ruleset()
+    result = engine.module(**args)
     assert result.get("failed") and message in result["msg"], result
-    assert ruleset() == before
+    assert engine.ruleset() == before
