@@ -22,7 +22,9 @@ unit: setup
 integration: setup
 	python -m pytest -q tests/integration
 
+# Most on this host's engine; the nftables backend's (with and without firewalld) on a Docker 29.7.2 DinD host.
 e2e: engine
+	images/dind/build.sh sid-29
 	python -m pytest -q tests/e2e
 
 sanity: setup
@@ -46,6 +48,7 @@ test: engine
 	$(MAKE) molecule-all
 	$(MAKE) compat
 	$(MAKE) fresh
+	images/dind/build.sh sid-29
 	python -m pytest -q tests/unit tests/integration tests/e2e
 
 # The declared floors (Python 3.7 on hosts, ansible-core 2.17) checked for real (issue 13).
