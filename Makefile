@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee bench bench-ansible clean molecule molecule-all compat fresh
+.PHONY: setup engine demo test unit integration e2e sanity lint ee bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -74,6 +74,13 @@ bench-ansible: engine
 	images/dind/build.sh sid-29
 	python bench/through_ansible.py
 	python bench/plot.py
+
+# The data path on Docker 29.7.2 per firewall backend, nftables and iptables, in DinD hosts (issue 12).
+bench-dind: engine
+	pip install -q -r bench/requirements.txt
+	images/bench/build.sh hotport/bench
+	images/dind/build.sh sid-29
+	python bench/data_path_dind.py
 
 clean:
 	scripts/dockerd.sh stop

@@ -65,12 +65,17 @@ def host_timing(host, mode, args):
 def start_host(name, daemon):
     version = dind_host.start(name, daemon, ["hotport/target", "hotport/bench"])
     in_host(name, "docker run -d --name web hotport/target")
+    install_collection(name)
+    return version
+
+
+def install_collection(name):
+    """hotport's plugins and bench/host_timing.py into the host, for host_timing()."""
     plugins = subprocess.Popen(["tar", "-C", ROOT, "-cf", "-", "plugins", "bench/host_timing.py"], stdout=subprocess.PIPE)
     subprocess.run(["docker", "exec", "-i", name, "sh", "-c", "mkdir -p %s/ansible_collections/hotport/docker && "
                     "tar -C %s/ansible_collections/hotport/docker -xf -" % (COLLECTIONS, COLLECTIONS)],
                    stdin=plugins.stdout, check=True)
     plugins.wait()
-    return version
 
 
 def ports(count):

@@ -53,6 +53,28 @@ def test_a_mapping_is_written_in_hotports_own_table_and_docker_tables_stay_as_th
                                      allowed_sources=[], local_access=False)]
 
 
+def forward_chain(host):
+    """hotport's filter-forward as nft prints it: its rules, in order, without comments."""
+    listing = host.run("nft", "list", "chain", "ip", "hotport", "filter-forward").stdout
+    return [line.strip().split(" comment ")[0] for line in listing.splitlines()
+            if " comment " in line]
+
+
+def test_packets_of_flows_under_way_leave_filter_forward_first_even_in_an_older_table(nft_host, apply):
+    apply(nft_host, ["8080:80", "8081:81"])
+    rules = forward_chain(nft_host)
+    assert rules[0] == "ct state established,related return" and len(rules) == 3, rules
+    # A table written before that rule existed: the mark rules alone. A run puts it back on top.
+    handle = nft_host.run("nft", "-a", "list", "chain", "ip", "hotport", "filter-forward").stdout
+    handle = [line for line in handle.splitlines() if "established" in line][0].rsplit("# handle ", 1)[1]
+    nft_host.run("nft", "delete", "rule", "ip", "hotport", "filter-forward", "handle", handle.strip())
+    assert forward_chain(nft_host)[0].startswith("ip daddr 172.17.0.2")
+    outcome = apply(nft_host, ["8080:80", "8081:81"])
+    assert outcome.changed and outcome.added == [
+        'insert rule ip hotport filter-forward ct state established,related return comment "hotport-table"'], outcome.added
+    assert forward_chain(nft_host) == rules
+
+
 def test_a_rerun_changes_nothing_and_absent_leaves_no_hotport_rule(nft_host, apply):
     apply(nft_host, ["8080:80", "5353:53/udp"], sources=["198.18.0.2"], local=True)
     written = nft_host.ruleset()

@@ -46,7 +46,7 @@ CHAINS = (
     ("filter-forward", "type filter hook forward priority -1; policy accept;"),
     ("filter-input", "type filter hook input priority -1; policy accept;"),
 )
-STRUCTURE = "hotport-table"  # the comment of the jumps into nat-mappings (no mapping owns them)
+STRUCTURE = "hotport-table"  # the comment of the rules no mapping owns (structure(): first in their chains)
 ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
 HANDLE = re.compile(r"\s+# handle (\d+)$")
 COMMENT = re.compile(r'\s+comment "((?:[^"\\]|\\.)*)"$')
@@ -93,8 +93,10 @@ class NftRule:
         return "%s comment \"%s\"" % (self.expr, self.comment) if self.comment else self.expr
 
     def text(self):
-        """What diff mode shows: the rule as an nft command adds it."""
-        return "add rule %s %s %s %s" % (FAMILIES[self.family], self.table, self.chain, self.statement())
+        """The nft command that adds the rule (what the batch runs and diff mode shows): structure
+        rules go to the top of their chain."""
+        return "%s rule %s %s %s %s" % ("insert" if self.comment == STRUCTURE else "add", FAMILIES[self.family],
+                                        self.table, self.chain, self.statement())
 
     def delete_command(self):
         return "delete rule %s %s %s handle %d" % (FAMILIES[self.family], self.table, self.chain, self.handle)
@@ -110,12 +112,17 @@ def tagged(family, chain, expr, tag):
 
 
 def structure(family):
-    """The jumps from hotport's nat base chains into nat-mappings, for packets to the host's own
-    addresses (the output one not for loopback, as Docker's: local_access adds its own)."""
+    """The rules of hotport's table that no mapping owns: the jumps from its nat base chains into
+    nat-mappings, for packets to the host's own addresses (the output one not for loopback, as
+    Docker's: local_access adds its own); and, first in filter-forward, the way out for packets of
+    flows already under way: Docker accepts those itself, and without it every packet of every
+    flow through the host would walk one mark rule per mapping (throughput fell to 1/20 at
+    10 000 mappings, docs/BENCHMARKS.md)."""
     v = FAMILIES[family]
     return [NftRule(family, "nat-prerouting", "fib daddr type local jump nat-mappings", STRUCTURE),
             NftRule(family, "nat-output", "%s daddr != %s fib daddr type local jump nat-mappings"
-                    % (v, LOOPBACK[family]), STRUCTURE)]
+                    % (v, LOOPBACK[family]), STRUCTURE),
+            NftRule(family, "filter-forward", "ct state established,related return", STRUCTURE)]
 
 
 @dataclass(frozen=True)
@@ -305,7 +312,8 @@ class NftablesPublisher(KernelPublisher):
 
 def batch_text(plans):
     """One nft batch for {family: Plan}: hotport's tables and chains where rules are added
-    (``add`` is a no-op for what exists), the deletions by handle, then the additions."""
+    (``add`` is a no-op for what exists), the deletions by handle, then the additions (the
+    structure rules at the top of their chains, where a table of an older hotport lacks one)."""
     lines = []
     for family, plan in sorted(plans.items()):
         if plan.add:
@@ -316,7 +324,7 @@ def batch_text(plans):
     for family, plan in sorted(plans.items()):
         lines += [rule.delete_command() for rule in plan.delete]
     for family, plan in sorted(plans.items()):
-        lines += ["add rule %s %s %s %s" % (FAMILIES[family], TABLE, rule.chain, rule.statement()) for rule in plan.add]
+        lines += [rule.text() for rule in plan.add]
     return "".join(line + "\n" for line in lines)
 
 
