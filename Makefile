@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo test unit integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -60,25 +60,23 @@ fresh: engine
 	tests/fresh/run.sh
 
 # Benchmarks (issue 5): results and plots in docs/bench/, read in docs/BENCHMARKS.md.
-bench: engine
+bench-setup: engine
 	pip install -q -r bench/requirements.txt
 	images/bench/build.sh hotport/bench
+
+bench: bench-setup
 	python bench/control_plane.py
 	python bench/data_path.py
 	python bench/plot.py
 
 # The module through ansible-playbook on Docker-in-Docker hosts, minus a ping task (issue 14).
-bench-ansible: engine
-	pip install -q -r bench/requirements.txt
-	images/bench/build.sh hotport/bench
+bench-ansible: bench-setup
 	images/dind/build.sh sid-29
 	python bench/through_ansible.py
 	python bench/plot.py
 
 # The data path on Docker 29.7.2 per firewall backend, nftables and iptables, in DinD hosts (issue 12).
-bench-dind: engine
-	pip install -q -r bench/requirements.txt
-	images/bench/build.sh hotport/bench
+bench-dind: bench-setup
 	images/dind/build.sh sid-29
 	python bench/data_path_dind.py
 

@@ -44,7 +44,7 @@ def in_host(command):
 def direct_access(backend, server_ip):
     """The benchmark's own rule letting the client reach the server's address directly."""
     if backend == "nftables":
-        mark = dind_host.NFTABLES["bridge-accept-fwmark"].split("/")[0]
+        mark = dind_host.NFTABLES["bridge-accept-fwmark"].split("/", maxsplit=1)[0]
         in_host("nft add table ip hp-bench-direct && nft add chain ip hp-bench-direct forward "
                 "'{ type filter hook forward priority -2; }' && nft add rule ip hp-bench-direct forward "
                 "ip saddr %s ip daddr %s meta mark set meta mark or %s" % (dp.CLIENT_ADDRESS, server_ip, mark))

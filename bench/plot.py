@@ -14,6 +14,14 @@ LABELS = {"hotport": "hotport (one transaction)", "floor": "floor: one iptables-
           "nftables": "hotport, nftables publisher (one nft -f)", "nft-floor": "floor: one nft -f + nft list ruleset"}
 
 
+def log_log(axis, xlabel, title):
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_title(title)
+    axis.grid(True, which="both", alpha=0.3)
+
+
 def control_plane():
     data = json.load(open(os.path.join(DOCS, "control_plane.json")))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
@@ -21,11 +29,7 @@ def control_plane():
         for method in ("hotport", "floor", "nftables", "nft-floor", "recipe", "builtin"):
             rows = [row for row in data["results"] if row["method"] == method]
             axis.plot([row["mappings"] for row in rows], [row[key] for row in rows], marker="o", label=LABELS[method])
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("mappings (3 rules each)")
-        axis.set_title(title)
-        axis.grid(True, which="both", alpha=0.3)
+        log_log(axis, "mappings (3 rules each)", title)
     axes[0].set_ylabel("seconds (log)")
     axes[1].legend(fontsize=8)
     figure.suptitle("Control plane: N mappings on one host (iptables-nft or nft, throwaway namespace)")
@@ -108,11 +112,7 @@ def through_ansible():
             if all("floor" in row for row in rows):
                 axis.plot(counts, [row["floor"][step] for row in rows], linestyle=":", color=colour,
                           label="%s: floor (apply: one write + one read; re-run: the read)" % publisher)
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("mappings")
-        axis.set_title(title)
-        axis.grid(True, which="both", alpha=0.3)
+        log_log(axis, "mappings", title)
     axes[0].set_ylabel("seconds (log)")
     axes[1].legend(fontsize=7)
     figure.suptitle("container_port_map as users pay it (Docker %s in DinD, %d CPUs)"
