@@ -162,7 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts, publisher_for
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
-from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, item_order, sidecar_items
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once, sidecar_items
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
@@ -218,7 +218,7 @@ def main():
         module.fail_json(msg=str(exc))
     except docker_api.DockerError as exc:
         module.fail_json(msg="Docker API error: %s" % exc)
-    items = sorted(kernel + sidecars, key=item_order)
+    items = listed_once(kernel, sidecars)
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],

@@ -50,6 +50,10 @@ def test_a_sidecar_publishes_a_running_container_and_absent_removes_it(container
     info = module(module_name="hotport.docker.container_port_map_info", container=web)["mappings"]
     assert [(item["method"], item["host_port"], item["stale"]) for item in info] == [
         ("sidecar", 18080, False), ("sidecar", 18053, False)]
+    # Docker publishes the sidecars' ports: listed once each, as the sidecar, not also as Docker's.
+    everything = module(module_name="hotport.docker.container_port_map_info", timeout=60)["mappings"]
+    assert [(item["owner"], item["method"], item["sidecar"]) for item in everything if item["host_port"] == 18080] \
+        == [("hotport", "sidecar", "hotport-%s-tcp-18080" % web)]
     removed = module(container=web, state="absent", **SIDECAR)
     assert removed["changed"] and sidecars(web) == []
     assert fetch(18080) is None
