@@ -46,7 +46,6 @@ class DockerClient:
 
     def __init__(self, base_url, timeout=60):
         self.base_url = base_url
-        self.timeout = timeout
         parts = urlsplit(base_url)
         if parts.scheme == "unix" and parts.path:
             self.new_connection = lambda: UnixHTTPConnection(parts.path, timeout)

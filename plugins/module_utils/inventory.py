@@ -117,13 +117,13 @@ def _mark_clashes(items):
                                  if other is not item and _overlap(item, other)]
 
 
-def listed_once(kernel_items, sidecar_items_):
+def listed_once(kernel_items, sidecars):
     """Both listings together: Docker publishes each sidecar's port, and that port is listed once,
     as the sidecar's item (which knows the target), not also as a port Docker publishes."""
-    sidecar_names = set(item["sidecar"] for item in sidecar_items_)
+    sidecar_names = set(item["sidecar"] for item in sidecars)
     return sorted([item for item in kernel_items
                    if not (item["owner"] == "docker" and (item["container"] or {}).get("name") in sidecar_names)]
-                  + sidecar_items_, key=item_order)
+                  + sidecars, key=item_order)
 
 
 def sidecar_items(live, containers):

@@ -61,24 +61,29 @@ def module(check=False, diff=False, module_name="hotport.docker.container_port_m
 
 
 # Where the module runs and what it may change: this host, or a Docker-in-Docker host.
-Engine = namedtuple("Engine", "name docker module ruleset")
-HOST_ENGINE = Engine("this host (iptables)", docker, module, ruleset)
+Engine = namedtuple("Engine", "docker module ruleset")
+HOST_ENGINE = Engine(docker, module, ruleset)
 
 
-def nft_ruleset(host):
-    """A DinD host's whole netfilter state (iptables-nft's tables included), without counters."""
-    return re.sub(r"counter packets \d+ bytes \d+", "counter", docker("exec", host, "nft", "list", "ruleset"))
+def nft_list(host, *what):
+    """``nft list WHAT`` on a DinD host, without counters (they move with any traffic)."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", docker("exec", host, "nft", "list", *what))
+
+
+def start_dind(name, daemon, firewalld=False):
+    """A Docker 29.7.2 DinD host (scripts/dind_host.py) for a test; its image is built by make e2e."""
+    if sh("docker", "image", "inspect", dind_host.IMAGE, check=False).returncode != 0:
+        pytest.fail("image %s missing; run `make e2e`, which builds it" % dind_host.IMAGE)
+    dind_host.start(name, daemon, firewalld=firewalld)
 
 
 @pytest.fixture(scope="session")
 def nftables_engine():
     """Docker 29.7.2 with its nftables firewall backend and bridge-accept-fwmark (a DinD host)."""
     name = "hp-e2e-nftables"
-    if sh("docker", "image", "inspect", dind_host.IMAGE, check=False).returncode != 0:
-        pytest.fail("image %s missing; run `make e2e`, which builds it" % dind_host.IMAGE)
-    dind_host.start(name, dind_host.NFTABLES)
-    yield Engine("Docker 29.7.2 (nftables)", partial(docker, "exec", name, "docker"), partial(module, host=name),
-                 partial(nft_ruleset, name))
+    start_dind(name, dind_host.NFTABLES)
+    # The whole netfilter state: Docker's tables, hotport's and iptables-nft's.
+    yield Engine(partial(docker, "exec", name, "docker"), partial(module, host=name), partial(nft_list, name, "ruleset"))
     dind_host.remove(name)
 
 

@@ -4,12 +4,13 @@ outside the host (this machine, through the DinD host's address) like Docker's o
 re-run changes nothing, a firewalld reload leaves the mapping answering and hotport's tables as
 they were, and absent closes it."""
 import json
-import re
 import time
 
 import pytest
 
-from .conftest import PAYLOAD, dind_host, docker, module, sh
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import reloaded_at
+
+from .conftest import CURL_CLOSED, PAYLOAD, dind_host, docker, module, nft_list, sh, start_dind
 
 HOST = "hp-e2e-nft-firewalld"
 # No docker-proxy: it would answer for the -p twin even where the kernel path fails.
@@ -22,9 +23,7 @@ def in_host(*argv, check=True):
 
 @pytest.fixture(scope="module")
 def address():
-    if sh("docker", "image", "inspect", dind_host.IMAGE, check=False).returncode != 0:
-        pytest.fail("image %s missing; run `make e2e`, which builds it" % dind_host.IMAGE)
-    dind_host.start(HOST, DAEMON, firewalld=True)
+    start_dind(HOST, DAEMON, firewalld=True)
     in_host("docker", "run", "-d", "--name", "web", "hotport/target")
     in_host("docker", "run", "-d", "--name", "twin", "-p", "9090:80", "hotport/target")
     yield docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", HOST)
@@ -34,19 +33,19 @@ def address():
 def page(address, port):
     """The page at address:port from this machine (outside the DinD host), or None when closed."""
     result = sh("curl", "-sS", "-m", "3", "http://%s:%d/" % (address, port), check=False)
-    if result.returncode in (7, 28, 52, 56):
+    if result.returncode in CURL_CLOSED:
         return None
     assert result.returncode == 0, "the probe itself failed: %s" % result.stderr
     return result.stdout.strip()
 
 
 def hotport_tables():
-    return re.sub(r"counter packets \d+ bytes \d+", "counter", in_host("nft", "list", "table", "ip", "hotport"))
+    return nft_list(HOST, "table", "ip", "hotport")
 
 
-def reloaded_at():
-    info = json.loads(in_host("docker", "info", "--format", "{{json .FirewallBackend}}"))
-    return dict(pair for pair in info.get("Info") or [] if len(pair) == 2).get("ReloadedAt", "")
+def docker_reloaded_at():
+    """Docker's ReloadedAt, read as the reconciler reads it."""
+    return reloaded_at(json.loads(in_host("docker", "info", "--format", "{{json .}}")))
 
 
 def test_a_mapping_answers_survives_a_firewalld_reload_and_closes(address):
@@ -60,10 +59,10 @@ def test_a_mapping_answers_survives_a_firewalld_reload_and_closes(address):
     assert run(ports=["8080:80"])["changed"] is False
     tables = hotport_tables()
 
-    before = reloaded_at()
+    before = docker_reloaded_at()
     in_host("firewall-cmd", "--reload")
     for dummy in range(30):  # Docker re-creates its rules after the reload, then says so
-        if reloaded_at() != before:
+        if docker_reloaded_at() != before:
             break
         time.sleep(1)
     else:
