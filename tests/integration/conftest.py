@@ -27,9 +27,9 @@ def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="do
 
 class Namespace:
     """A throwaway network namespace with what a Docker host has: loopback, an outside address,
-    the docker0 bridge (IPv4 and IPv6)."""
+    the docker0 bridge (IPv4 and IPv6); with ``bare``, loopback alone."""
 
-    def __init__(self):
+    def __init__(self, bare=False):
         if os.geteuid() != 0 or not shutil.which("ip"):
             # In CI a skip would hide every namespace test behind a green run.
             (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(
@@ -37,13 +37,13 @@ class Namespace:
         self.name = "hp-test-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.runner = ProcessRunner(["ip", "netns", "exec", self.name])
-        for command in (["link", "set", "lo", "up"],
+        for command in [["link", "set", "lo", "up"]] + ([] if bare else [
                         ["link", "add", "eth0", "type", "bridge"],
                         ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
                         ["addr", "add", HOST_ADDRESS6 + "/64", "dev", "eth0", "nodad"],
                         ["link", "add", "docker0", "type", "bridge"],
                         ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
-                        ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]):
+                        ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]]):
             subprocess.run(["ip", "-n", self.name] + command, check=True)
 
     def run(self, *argv, **kwargs):

@@ -1,7 +1,12 @@
 """The nftables publisher against real nft in throwaway network namespaces holding Docker 29's
 nftables tables (rulesets/docker29-nftables.nft): what it writes, re-runs, removal, refusals,
-and the atomicity of its one batch. Traffic through these rules is the Molecule engine
-scenario's (Docker 29.7.2 with --firewall-backend=nftables)."""
+and the atomicity of its one batch; and traffic from a namespace outside through the mapping to a
+namespace on docker0, past Docker's "UNPUBLISHED PORT DROP". The Molecule engine scenario runs the
+same against Docker 29.7.2 itself (--firewall-backend=nftables)."""
+import json
+import subprocess
+import sys
+
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.apply import publisher_for, reconcile
@@ -13,7 +18,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Plan
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftRule
 
-from .conftest import endpoint
+from .conftest import HOST_ADDRESS, Namespace, endpoint
 
 ENGINE = EngineInfo("29.7.2", "1.55", "nftables")
 MARK = "meta mark set meta mark | 0x04000000"
@@ -32,8 +37,39 @@ def docker_tables(host):
 
 
 def statements(host):
-    """hotport's tagged rules as nft prints them, without their comments."""
-    return sorted(line.split(' comment "hotport:')[0] for line in host.tagged())
+    """hotport's tagged rules as nft prints them, without their comments (elements are not rules)."""
+    return sorted(line.split(' comment "hotport:')[0] for line in host.tagged() if not line.startswith(
+        "elements = ") and " . " not in line.split(" comment ")[0])
+
+
+def _text(value):
+    return " . ".join(str(part) for part in value["concat"]) if isinstance(value, dict) else str(value)
+
+
+def elements(host, family="ip"):
+    """hotport's set and map elements as nft's JSON lists them: {name: sorted [(key, value or None,
+    owner tag)]}, {} without the table."""
+    listing = host.run("nft", "-j", "list", "table", family, "hotport", check=False).stdout
+    found = {}
+    for item in json.loads(listing or '{"nftables": []}')["nftables"]:
+        kind = item.get("map") or item.get("set")
+        if not kind:
+            continue
+        rows = []
+        for element in kind.get("elem", []):
+            key, value = element if isinstance(element, list) else (element, None)
+            rows.append((_text(key["elem"]["val"]), value and _text(value), key["elem"]["comment"].split(" ")[0]))
+        found[kind["name"]] = sorted(rows)
+    return found
+
+
+TAG = "hotport:c0ffee0000aa:tcp/8080"
+
+
+def bridge_rules(host, family="ip"):
+    """The rules of hotport's table for bridges (``hotport-table BRIDGE``), without comments."""
+    return sorted(line.strip().split(" comment ")[0] for line in host.table(family, "hotport").splitlines()
+                  if 'comment "hotport-table docker0' in line)
 
 
 def test_a_mapping_is_written_in_hotports_own_table_and_docker_tables_stay_as_they_were(nft_host, apply):
@@ -41,9 +77,14 @@ def test_a_mapping_is_written_in_hotports_own_table_and_docker_tables_stay_as_th
     outcome = apply(nft_host, ["8080:80"])
     assert outcome.changed and outcome.engine["publisher"] == "nftables"
     assert outcome.engine["accept_mark"] == "0x4000000/0x4000000"
-    assert statements(nft_host) == sorted([
-        'iifname != "docker0" tcp dport 8080 dnat to 172.17.0.2:80',
-        'ip daddr 172.17.0.2 oifname "docker0" tcp dport 80 ct status dnat ' + MARK])
+    # A plain mapping is two elements, looked up by one rule per bridge (and protocol).
+    assert statements(nft_host) == []
+    assert elements(nft_host) == {"dnat-docker0": [("tcp . 8080", "172.17.0.2 . 80", TAG)],
+                                  "forward-docker0": [("172.17.0.2 . tcp . 80 . 8080", None, TAG)]}
+    assert bridge_rules(nft_host) == sorted([
+        'iifname != "docker0" dnat ip to meta l4proto . th dport map @dnat-docker0',
+        'oifname "docker0" ct status dnat ip daddr . meta l4proto . tcp dport . ct original proto-dst '
+        '@forward-docker0 ' + MARK])
     ruleset = nft_host.ruleset()
     assert "type nat hook prerouting priority dstnat - 1; policy accept;" in ruleset
     assert "type filter hook forward priority filter - 1; policy accept;" in ruleset
@@ -63,25 +104,28 @@ def forward_chain(host):
 def test_packets_of_flows_under_way_leave_filter_forward_first_even_in_an_older_table(nft_host, apply):
     apply(nft_host, ["8080:80", "8081:81"])
     rules = forward_chain(nft_host)
-    assert rules[0] == "ct state established,related return" and len(rules) == 3, rules
+    assert rules[0] == "ct state established,related return" and len(rules) == 2, rules
     # A table written before that rule existed: the mark rules alone. A run puts it back on top.
     handle = nft_host.run("nft", "-a", "list", "chain", "ip", "hotport", "filter-forward").stdout
     handle = [line for line in handle.splitlines() if "established" in line][0].rsplit("# handle ", 1)[1]
     nft_host.run("nft", "delete", "rule", "ip", "hotport", "filter-forward", "handle", handle.strip())
-    assert forward_chain(nft_host)[0].startswith("ip daddr 172.17.0.2")
+    assert forward_chain(nft_host)[0].startswith('oifname "docker0"')
     outcome = apply(nft_host, ["8080:80", "8081:81"])
     assert outcome.changed and outcome.added == [
         'insert rule ip hotport filter-forward ct state established,related return comment "hotport-table"'], outcome.added
     assert forward_chain(nft_host) == rules
 
 
-def test_a_rerun_changes_nothing_and_absent_leaves_no_hotport_rule(nft_host, apply):
-    apply(nft_host, ["8080:80", "5353:53/udp"], sources=["198.18.0.2"], local=True)
+@pytest.mark.parametrize("options", [{}, dict(sources=["198.18.0.2", "2001:db8:2::/64"], local=True)],
+                         ids=["plain", "options"])
+def test_a_rerun_changes_nothing_and_absent_leaves_no_hotport_rule(nft_host, apply, options):
+    apply(nft_host, ["8080:80", "5353:53/udp", "[::]:8080:80"], **options)
     written = nft_host.ruleset()
-    again = apply(nft_host, ["8080:80", "5353:53/udp"], sources=["198.18.0.2"], local=True)
+    again = apply(nft_host, ["8080:80", "5353:53/udp", "[::]:8080:80"], **options)
     assert not again.changed and not again.added and nft_host.ruleset() == written
     gone = apply(nft_host, [], state="absent")
     assert gone.changed and gone.removed and nft_host.tagged() == []
+    assert not any(elements(nft_host).values()) and not any(elements(nft_host, "ip6").values())
 
 
 def test_options_are_rendered_and_read_back(nft_host, apply):
@@ -103,19 +147,19 @@ def test_ipv6_beside_ipv4_in_one_batch(nft_host, apply):
     outcome = apply(nft_host, ["8080:80", "[::]:8080:80"])
     assert sorted(rule.split(" ")[2] for rule in outcome.added if "hotport:" in rule) == [
         "ip", "ip", "ip6", "ip6"]
-    assert 'iifname != "docker0" tcp dport 8080 dnat to [fd00:aa::2]:80' in statements(nft_host)
+    assert elements(nft_host, "ip6")["dnat-docker0"] == [("tcp . 8080", "fd00:aa::2 . 80", TAG)]
     assert not apply(nft_host, ["8080:80", "[::]:8080:80"]).changed
     apply(nft_host, ["[::]:8080:80"], state="absent")
-    assert [line for line in statements(nft_host) if "fd00" in line] == []
-    assert 'iifname != "docker0" tcp dport 8080 dnat to 172.17.0.2:80' in statements(nft_host)
+    assert not any(elements(nft_host, "ip6").values())
+    assert elements(nft_host)["dnat-docker0"] == [("tcp . 8080", "172.17.0.2 . 80", TAG)]
 
 
 def test_a_moved_container_gets_its_rules_rewritten(nft_host, apply):
     apply(nft_host, ["8080:80"])
     moved = apply(nft_host, ["8080:80"], ep=endpoint(ip="172.17.0.3"))
     assert moved.changed and len(moved.removed) == 2
-    assert not [line for line in statements(nft_host) if "172.17.0.2" in line]
-    assert 'iifname != "docker0" tcp dport 8080 dnat to 172.17.0.3:80' in statements(nft_host)
+    assert elements(nft_host) == {"dnat-docker0": [("tcp . 8080", "172.17.0.3 . 80", TAG)],
+                                  "forward-docker0": [("172.17.0.3 . tcp . 80 . 8080", None, TAG)]}
 
 
 def test_dockers_published_ports_and_other_containers_are_refused_with_nothing_changed(nft_host, apply):
@@ -174,3 +218,125 @@ def test_the_inventory_lists_dockers_ports_and_hotports(nft_host, apply):
         ("docker", "tcp", "127.0.0.1", 9091, "172.17.0.5"),
         ("docker", "udp", "0.0.0.0", 9053, "172.17.0.5")]
     assert items[0]["stale_reason"] == "container removed"
+
+
+SERVE = """
+import socket, sys, threading
+payload = sys.argv[1].encode()
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("0.0.0.0", 80)); tcp.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("0.0.0.0", 53))
+def answer_udp():
+    while True:
+        data, peer = udp.recvfrom(100)
+        udp.sendto(payload, peer)
+threading.Thread(target=answer_udp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    connection, peer = tcp.accept()
+    connection.sendall(payload)
+    connection.close()
+"""
+
+ASK = """
+import socket, sys
+protocol, port = sys.argv[1], int(sys.argv[2])
+kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_INET, kind); s.settimeout(2)
+try:
+    s.connect((sys.argv[3], port))
+    if kind == socket.SOCK_DGRAM:
+        s.send(b"?")
+    print(s.recv(100).decode())
+except OSError as error:
+    print("closed: %s" % type(error).__name__)
+"""
+
+
+def _link(host, inside, ip, bridge, gateway):
+    """A veth from namespace ``inside`` (address ``ip``, default route via ``gateway``) into
+    ``bridge`` of ``host``."""
+    name = "v" + inside.name[-8:]
+    subprocess.run(["ip", "-n", host.name, "link", "add", name, "type", "veth", "peer", "name", "uplink",
+                    "netns", inside.name], check=True)
+    for namespace, command in ((host, ["link", "set", name, "master", bridge, "up"]),
+                               (host, ["link", "set", bridge, "up"]),
+                               (inside, ["addr", "add", ip, "dev", "uplink"]),
+                               (inside, ["link", "set", "uplink", "up"]),
+                               (inside, ["route", "add", "default", "via", gateway])):
+        subprocess.run(["ip", "-n", namespace.name] + command, check=True)
+
+
+@pytest.fixture
+def wired(nft_host):
+    """A container on docker0 (172.17.0.2, answering "web" on tcp/80 and udp/53) and a client
+    outside (198.18.0.2 on the host's eth0); the host forwards. -> ask(protocol, port, where=outside)."""
+    container, outside = Namespace(bare=True), Namespace(bare=True)
+    _link(nft_host, container, "172.17.0.2/16", "docker0", "172.17.0.1")
+    _link(nft_host, outside, "198.18.0.2/30", "eth0", HOST_ADDRESS)
+    nft_host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    server = subprocess.Popen(["ip", "netns", "exec", container.name, sys.executable, "-c", SERVE, "web"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+
+        def ask(protocol, port, where=outside):
+            return where.run(sys.executable, "-c", ASK, protocol, str(port), HOST_ADDRESS).stdout.strip()
+        yield ask
+    finally:
+        server.kill()
+        server.wait()
+        container.close()
+        outside.close()
+
+
+def test_a_mapping_answers_from_outside_past_dockers_drop_and_from_the_host(nft_host, apply, wired):
+    assert wired("tcp", 8080).startswith("closed"), "the port answered before it was mapped"
+    apply(nft_host, ["8080:80", "5353:53/udp", "8081:80"])
+    assert wired("tcp", 8080) == "web" and wired("tcp", 8081) == "web" and wired("udp", 5353) == "web"
+    assert wired("tcp", 8080, where=nft_host) == "web", "the host's own connection to its address"
+    assert wired("tcp", 8082).startswith("closed"), "a port no element holds was translated"
+    # The mark is what lets the flow past Docker's UNPUBLISHED PORT DROP: without its element, no answer.
+    forward = elements(nft_host)["forward-docker0"]
+    nft_host.run("nft", "delete", "element", "ip", "hotport", "forward-docker0", "{ %s }" % forward[0][0])
+    assert wired("tcp", int(forward[0][0].rsplit(" ", 1)[1])) == "closed: TimeoutError"
+    apply(nft_host, ["8080:80", "5353:53/udp", "8081:80"])
+    apply(nft_host, ["8081:80"], state="absent")
+    assert wired("tcp", 8080) == "web" and wired("tcp", 8081).startswith("closed")
+
+
+def test_a_table_of_rules_per_mapping_becomes_elements_in_one_run(nft_host, apply):
+    """A table an older hotport wrote: a DNAT and a mark rule per mapping. A run replaces them."""
+    nft_host.run("nft", "-f", "-", data="""
+add table ip hotport
+add chain ip hotport nat-mappings
+add chain ip hotport nat-prerouting { type nat hook prerouting priority -101; policy accept; }
+add chain ip hotport filter-forward { type filter hook forward priority -1; policy accept; }
+add rule ip hotport nat-prerouting fib daddr type local jump nat-mappings comment "hotport-table"
+add rule ip hotport nat-mappings iifname != "docker0" tcp dport 8080 dnat to 172.17.0.2:80 comment "%s 0123456789"
+add rule ip hotport filter-forward ip daddr 172.17.0.2 oifname "docker0" tcp dport 80 ct status dnat %s comment "%s 9876543210"
+""" % (TAG, MARK, TAG))
+    outcome = apply(nft_host, ["8080:80"])
+    assert outcome.mappings[0]["host_port"] == 8080 and len(outcome.removed) == 2, outcome.removed
+    assert statements(nft_host) == []
+    assert elements(nft_host)["dnat-docker0"] == [("tcp . 8080", "172.17.0.2 . 80", TAG)]
+    assert not apply(nft_host, ["8080:80"]).changed
+
+
+def test_a_new_accept_mark_rewrites_the_bridge_rule_once(nft_host, apply):
+    apply(nft_host, ["8080:80"])
+    docker = nft_host.table("ip", "docker-bridges").replace("0x04000000", "0x08000000")
+    nft_host.run("nft", "-f", "-", data="delete table ip docker-bridges\n" + docker)
+    outcome = apply(nft_host, ["8080:80"])
+    assert outcome.changed and outcome.engine["accept_mark"] == "0x8000000/0x8000000"
+    assert [rule for rule in bridge_rules(nft_host) if "meta mark set" in rule] == [
+        'oifname "docker0" ct status dnat ip daddr . meta l4proto . tcp dport . ct original proto-dst '
+        '@forward-docker0 meta mark set meta mark | 0x08000000']
+    assert not apply(nft_host, ["8080:80"]).changed
+
+
+def test_a_bridge_name_nft_cannot_name_a_map_after_gets_rules_of_its_own(nft_host, apply):
+    apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird"))
+    assert 'iifname != "0weird" tcp dport 8080 dnat to 172.17.0.2:80' in statements(nft_host)
+    assert not any(elements(nft_host).values())
+    assert not apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird")).changed

@@ -71,10 +71,25 @@ def test_differential_against_docker_run_p(host):
         assert hairpin(host, "web", "TCP:%s:%d" % (own, port)) == PAYLOAD, port
 
 
+def test_plain_mappings_are_elements_of_the_bridges_map_and_set(host):
+    """web's mappings have no options: each is an element of docker0's DNAT map and of its set of
+    flows to mark (host port and container port as Docker's rules for -p would have them), looked
+    up by one rule per bridge, not a rule per mapping."""
+    web = re.escape(container_ip(host, "web"))
+    listing = host.check_output("nft -s list map ip hotport dnat-docker0; nft -s list set ip hotport forward-docker0")
+    dnats = set((found[0], int(found[1]), int(found[2])) for found in re.findall(
+        r'(tcp|udp) \. (\d+) comment "hotport:[^"]*" : %s \. (\d+)' % web, listing))
+    marks = set((found[0], int(found[2]), int(found[1])) for found in re.findall(
+        r'%s \. (tcp|udp) \. (\d+) \. (\d+) comment "hotport:' % web, listing))
+    assert dnats == marks == {("tcp", 8080, 80), ("udp", 8053, 53)}, listing
+    lookups = [line for line in chain(host, "ip", "hotport", "nat-mappings") if "map @dnat-docker0" in line]
+    assert len(lookups) == 1 and 'iifname != "docker0"' in lookups[0], lookups
+
+
 def test_ipv6_answers_like_docker_run_p(host):
     assert ask6(host, 9190) == ask6(host, 9191) == PAYLOAD
     assert tcp_get(dind_address(host), 9191) == PAYLOAD
-    assert any("dnat to [fd00:aa::" in line for line in chain(host, "ip6", "hotport", "nat-mappings"))
+    assert "fd00:aa::" in host.check_output("nft -s list map ip6 hotport dnat-docker0")
 
 
 def test_allowed_sources_admit_only_the_listed(host):

@@ -11,12 +11,17 @@ start and never written here. hotport keeps ``table ip hotport`` and ``table ip6
 - ``filter-forward`` (priority filter - 1) sets the mark that Docker's ``bridge-accept-fwmark``
   option makes its bridge chains accept, on exactly the DNATed flows of a mapping: an accept in
   another table is not final, and Docker's ``UNPUBLISHED PORT DROP`` would win;
+- a plain mapping (no host IP, sources or local access) is no rule of its own but an element of
+  its bridge's map ``dnat-BRIDGE`` (host port -> container address and port) and set
+  ``forward-BRIDGE`` (the flows to mark), which one DNAT rule and one mark rule per protocol look
+  up: a new connection costs one hash look-up however many mappings there are, where a rule per
+  mapping made the connection rate fall to a fifth at 10 000 mappings (docs/BENCHMARKS.md);
 - ``filter-input`` drops what ``allowed_sources`` leaves untranslated (it would reach the host);
 - ``nat-postrouting`` masquerades the loopback and self-hairpin paths of ``local_access``.
 
-Every rule of a mapping carries its tag and a digest of what was rendered (``comment
-"hotport:ID:tcp/8080 DIGEST"``): a rule is identified by that comment, whatever form nft prints
-it in. One ``nft -f`` batch per run changes both families, atomically (nft commits a batch
+Every rule and element of a mapping carries its tag and a digest of what was rendered (``comment
+"hotport:ID:tcp/8080 DIGEST"``): it is identified by that comment, whatever form nft prints it in.
+The rules no mapping owns (the table's structure) carry ``hotport-table``. One ``nft -f`` batch per run changes both families, atomically (nft commits a batch
 whole or not at all).
 """
 
@@ -47,9 +52,13 @@ CHAINS = (
     ("filter-input", "type filter hook input priority -1; policy accept;"),
 )
 STRUCTURE = "hotport-table"  # the comment of the rules no mapping owns (structure(): first in their chains)
+# Bridge names that can name a map (nft's identifiers); a bridge named otherwise gets rules per mapping.
+MAP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+LOOKUP_PROTOCOLS = ("tcp", "udp", "sctp")
 ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
 HANDLE = re.compile(r"\s+# handle (\d+)$")
 COMMENT = re.compile(r'\s+comment "((?:[^"\\]|\\.)*)"$')
+SET_REFERENCE = re.compile(r"@(\S+)")
 PORTS = re.compile(r"\b(tcp|udp|sctp) dport (\d+)(?:-(\d+))?")
 NO_MARK = (
     "this Docker engine uses its nftables firewall backend (docker info: FirewallBackend %r), "
@@ -63,6 +72,11 @@ NO_MARK = (
 
 def digest(family, chain, expr):
     return hashlib.sha1(("%d %s %s" % (family, chain, expr)).encode()).hexdigest()[:10]
+
+
+def is_structure(comment):
+    """The table's own rules: ``hotport-table``, or per bridge ``hotport-table BRIDGE[/PROTO] DIGEST``."""
+    return comment == STRUCTURE or comment.startswith(STRUCTURE + " ")
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,13 @@ class NftRule:
 
     @property
     def same_as(self):
-        """Identity for diffing: hotport's rules by their comment (tag and digest), others by text."""
-        if self.comment.startswith(TAG_PREFIX) or self.comment == STRUCTURE:
+        """Identity for diffing: hotport's rules by their comment (a mapping's by tag and digest, the
+        structure's by its name: a changed digest there is a rule to rewrite, see misplaced), others
+        by text."""
+        if self.comment.startswith(TAG_PREFIX):
             return (self.family, self.table, self.chain, self.comment)
+        if is_structure(self.comment):
+            return (self.family, self.table, self.chain, " ".join(self.comment.split(" ")[:2]))
         return (self.family, self.table, self.chain, self.expr, self.comment)
 
     def statement(self):
@@ -107,8 +125,41 @@ class NftRule:
         return match.group(1) if match else None
 
 
-def tagged(family, chain, expr, tag):
-    return NftRule(family, chain, expr, "%s %s" % (tag, digest(family, chain, expr)))
+class NftElement(NftRule):
+    """One element of a set or map of hotport's table (``chain`` is the set's name): ``expr`` is
+    its key, and for a map `` : `` and its value. Elements have no handle: their key names them."""
+
+    @property
+    def key(self):
+        return self.expr.partition(" : ")[0]
+
+    def text(self):
+        key, colon, value = self.expr.partition(" : ")
+        return "add element %s %s %s { %s comment \"%s\"%s }" % (
+            FAMILIES[self.family], self.table, self.chain, key, self.comment, " : " + value if colon else "")
+
+    def delete_command(self):
+        return "delete element %s %s %s { %s }" % (FAMILIES[self.family], self.table, self.chain, self.key)
+
+
+def tagged(family, chain, expr, tag, kind=NftRule):
+    return kind(family, chain, expr, "%s %s" % (tag, digest(family, chain, expr)))
+
+
+def bridge_structure(family, chain, expr, name):
+    """A rule of the table for one bridge (or bridge and protocol), named ``name``: its comment
+    carries a digest, so that a rule rendered differently (another accept mark) is rewritten."""
+    return NftRule(family, chain, expr, "%s %s %s" % (STRUCTURE, name, digest(family, chain, expr)))
+
+
+def set_declaration(family, name):
+    """The nft command that declares hotport's map ``dnat-BRIDGE`` or set ``forward-BRIDGE``."""
+    address = "ipv4_addr" if family == 4 else "ipv6_addr"
+    if name.startswith("dnat-"):
+        return "add map %s %s %s { type inet_proto . inet_service : %s . inet_service; }" % (
+            FAMILIES[family], TABLE, name, address)
+    return "add set %s %s %s { type %s . inet_proto . inet_service . inet_service; }" % (
+        FAMILIES[family], TABLE, name, address)
 
 
 def structure(family):
@@ -159,10 +210,10 @@ def accept_mark(rules):
 
 
 def parse_ruleset(text):
-    """``nft -a list ruleset`` -> {(family, table): {chain: [NftRule]}} for hotport's and Docker's
-    tables (sets and maps skipped)."""
+    """``nft -a list ruleset`` -> {(family, table): {chain or set name: [NftRule or NftElement]}}
+    for hotport's and Docker's tables (the elements of hotport's sets and maps; Docker's skipped)."""
     names = dict((name, family) for family, name in FAMILIES.items())
-    found, table, chain, depth = {}, None, None, 0
+    found, table, chain, is_set, depth, elements = {}, None, None, False, 0, None
     for raw in text.splitlines():
         line = raw.strip()
         opens, closes = line.count("{"), line.count("}")
@@ -172,23 +223,50 @@ def parse_ruleset(text):
             table = (family, words[2]) if family and words[2] in (TABLE, DOCKER_TABLE) else None
             if table:
                 found[table] = {}
-        elif depth == 1 and table and line.startswith("chain "):
-            chain = line.split()[1]
+        elif depth == 1 and table and (line.startswith("chain ") or (
+                table[1] == TABLE and line.startswith(("set ", "map ")))):
+            chain, is_set = line.split()[1], not line.startswith("chain ")
             found[table][chain] = []
-        elif depth == 2 and table and chain and line and opens == closes and not line.startswith(("type ", "policy ")):
+        elif depth == 2 and is_set and line.startswith("elements = {"):
+            elements = line
+        elif elements is not None:
+            elements += " " + line
+        elif depth == 2 and chain and not is_set and line and opens == closes and not line.startswith(("type ", "policy ")):
             handle = HANDLE.search(line)
             statement = HANDLE.sub("", line)
             comment = COMMENT.search(statement)
             expr = COMMENT.sub("", statement)
             found[table][chain].append(NftRule(
-                table[0], chain, expr, comment.group(1).replace('\\"', '"') if comment else "", table[1],
+                table[0], chain, expr, _unquote(comment.group(1)) if comment else "", table[1],
                 int(handle.group(1)) if handle else 0))
         depth += opens - closes
+        if elements is not None and depth == 2:
+            found[table][chain] += [NftElement(table[0], chain, expr, comment, table[1])
+                                    for expr, comment in _elements(elements)]
+            elements = None
         if depth <= 1:
             chain = None
         if depth == 0:
             table = None
     return found
+
+
+ELEMENT_TEXT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')  # one element: up to a comma outside quotes
+ELEMENT = re.compile(r'(.*?)(?: comment "((?:[^"\\]|\\.)*)")?(?: : (.*))?$')
+
+
+def _elements(text):
+    """'elements = { KEY comment "C" : VALUE, ... }' -> [(expr, comment)], expr 'KEY[ : VALUE]'."""
+    found = []
+    for part in ELEMENT_TEXT.findall(text.partition("{")[2].rpartition("}")[0]):
+        key, comment, value = ELEMENT.match(part.strip()).groups()
+        if key:
+            found.append((key + (" : " + value if value else ""), _unquote(comment or "")))
+    return found
+
+
+def _unquote(text):
+    return text.replace('\\"', '"')
 
 
 class NftablesLive:
@@ -246,20 +324,17 @@ class NftablesPublisher(KernelPublisher):
     def claims(self, live, family):
         claims = []
         docker = live.tables.get((family, DOCKER_TABLE), {}).get("nat-prerouting-and-output", [])
-        ours = live.tables.get((family, TABLE), {}).get("nat-mappings", [])
+        ours = [rule for name, rules in sorted(live.tables.get((family, TABLE), {}).items())
+                if name == "nat-mappings" or name.startswith("dnat-") for rule in rules]
         seen = set()
         for rule in docker + ours:
-            if rule.owner_tag in seen or "dnat to" not in rule.expr:
-                continue
-            ports = PORTS.search(rule.expr)
-            if not ports:
+            translation = _translation(rule)
+            if rule.owner_tag in seen or translation is None:
                 continue
             if rule.owner_tag:
                 seen.add(rule.owner_tag)
-            ip, port = _destination(rule)
-            first = int(ports.group(2))
-            claims.append(Claim(rule, family, ports.group(1), _host_ip(rule), first,
-                                int(ports.group(3) or first), rule.owner_tag, ip, port))
+            protocol, first, last, ip, port = translation
+            claims.append(Claim(rule, family, protocol, _host_ip(rule), first, last, rule.owner_tag, ip, port))
         return claims
 
     def owned(self, live, family):
@@ -275,7 +350,10 @@ class NftablesPublisher(KernelPublisher):
         return live.index(family).get(rule.same_as, [])
 
     def misplaced(self, live, family, rule):
-        return False  # hotport's own chains: no foreign rule stands in the way
+        """A structure rule rendered differently now (its digest): no foreign rule stands in the way
+        in hotport's own chains."""
+        return is_structure(rule.comment) and any(copy.comment != rule.comment
+                                                  for copy in self.copies(live, family, rule))
 
     def new_plan(self):
         return Plan()
@@ -286,9 +364,9 @@ class NftablesPublisher(KernelPublisher):
     def translated(self, added):
         found = set()
         for rule in added:
-            ports = PORTS.search(rule.expr)
-            if rule.chain == "nat-mappings" and ports:
-                found.add((rule.family, ports.group(1), int(ports.group(2))))
+            translation = _translation(rule) if rule.owner_tag else None
+            if translation and rule.chain != "nat-output":
+                found.add((rule.family, translation[0], translation[1]))
         return found
 
     def prepare(self, live, endpoint, added):
@@ -311,9 +389,10 @@ class NftablesPublisher(KernelPublisher):
 
 
 def batch_text(plans):
-    """One nft batch for {family: Plan}: hotport's tables and chains where rules are added
-    (``add`` is a no-op for what exists), the deletions by handle, then the additions (the
-    structure rules at the top of their chains, where a table of an older hotport lacks one)."""
+    """One nft batch for {family: Plan}: hotport's tables, chains, and the sets and maps that added
+    rules and elements use (``add`` is a no-op for what exists), the deletions (rules by handle,
+    elements by key), then the additions (the structure rules at the top of their chains, where a
+    table of an older hotport lacks one)."""
     lines = []
     for family, plan in sorted(plans.items()):
         if plan.add:
@@ -321,6 +400,9 @@ def batch_text(plans):
             lines.append("add table %s %s" % (v, TABLE))
             for chain, definition in CHAINS:
                 lines.append("add chain %s %s %s%s" % (v, TABLE, chain, " { %s }" % definition if definition else ""))
+            sets = set(rule.chain for rule in plan.add if isinstance(rule, NftElement))
+            sets.update(name for rule in plan.add for name in SET_REFERENCE.findall(rule.expr))
+            lines += [set_declaration(family, name) for name in sorted(sets)]
     for family, plan in sorted(plans.items()):
         lines += [rule.delete_command() for rule in plan.delete]
     for family, plan in sorted(plans.items()):
@@ -329,15 +411,20 @@ def batch_text(plans):
 
 
 def render(mapping, endpoint, mark):
-    """PortMapping + Endpoint -> hotport's nft rules for it (and the jumps its table needs).
+    """PortMapping + Endpoint -> hotport's nft rules for it (and the structure its table needs).
 
-    With allowed_sources, one DNAT per source, and a filter-input drop for everyone else (not
-    translated, they would reach the host). With local_access, the DNAT also serves containers
-    (no ``iifname != BRIDGE``), plus the loopback DNAT (IPv4) and the masquerades those paths need.
+    A plain mapping is two elements, of its bridge's DNAT map and of its set of flows to mark
+    (render_plain). With allowed_sources, one DNAT rule per source, and a filter-input drop for
+    everyone else (not translated, they would reach the host). With local_access, the DNAT also
+    serves containers (no ``iifname != BRIDGE``), plus the loopback DNAT (IPv4) and the masquerades
+    those paths need.
     """
     family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
     v, ip = FAMILIES[family], endpoint.address(family)
     tag = owner_tag(endpoint.container_id, protocol, mapping.host_port)
+    if not (mapping.listen_ip or mapping.allowed_sources or mapping.local_access) and MAP_NAME.match(bridge) \
+            and protocol in LOOKUP_PROTOCOLS:
+        return structure(family) + render_plain(mapping, endpoint, mark, tag)
     to = ("[%s]:%d" if family == 6 else "%s:%d") % (ip, mapping.container_port)
     host_ip = "%s daddr %s " % (v, mapping.listen_ip) if mapping.listen_ip else ""
     host_port = "%s dport %d" % (protocol, mapping.host_port)
@@ -364,6 +451,41 @@ def render(mapping, endpoint, mark):
     return structure(family) + rules
 
 
+def render_plain(mapping, endpoint, mark, tag):
+    """A plain mapping: its elements of ``dnat-BRIDGE`` (protocol . host port : address . port) and
+    ``forward-BRIDGE`` (address . protocol . port . host port: the original port tells its flows
+    from Docker's), and the bridge's rules that look them up, one DNAT and one mark rule per protocol
+    (nft types ``ct original proto-dst`` only once the protocol is known)."""
+    family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
+    v, ip = FAMILIES[family], endpoint.address(family)
+    dnat, forward = "dnat-" + bridge, "forward-" + bridge
+    return [
+        bridge_structure(family, "nat-mappings", "iifname != \"%s\" dnat %s to meta l4proto . th dport map @%s"
+                         % (bridge, v, dnat), bridge),
+        bridge_structure(family, "filter-forward", "oifname \"%s\" ct status dnat meta l4proto %s %s daddr . "
+                         "meta l4proto . th dport . ct original proto-dst @%s meta mark set %s"
+                         % (bridge, protocol, v, forward, mark.setter()), "%s/%s" % (bridge, protocol)),
+        tagged(family, dnat, "%s . %d : %s . %d" % (protocol, mapping.host_port, ip, mapping.container_port),
+               tag, NftElement),
+        tagged(family, forward, "%s . %s . %d . %d" % (ip, protocol, mapping.container_port, mapping.host_port),
+               tag, NftElement)]
+
+
+def _translation(rule):
+    """A DNAT rule or DNAT map element -> (protocol, first host port, last, container IP, its first
+    port or None), else None."""
+    if isinstance(rule, NftElement):
+        if not rule.chain.startswith("dnat-"):
+            return None
+        protocol, dummy, port, dummy, ip, dummy, container_port = rule.expr.split(" ")
+        return protocol, int(port), int(port), ip, int(container_port)
+    ports = PORTS.search(rule.expr)
+    if "dnat to" not in rule.expr or not ports:
+        return None
+    first = int(ports.group(2))
+    return (ports.group(1), first, int(ports.group(3) or first)) + _destination(rule)
+
+
 def _destination(rule):
     """'172.17.0.2:80' or '[fd00::2]:80' after 'dnat to' -> (ip, port or None)."""
     target = rule.value("dnat to") or ""
@@ -382,15 +504,19 @@ def live_mappings(rules):
     found, sources, local = {}, {}, set()
     for rule in rules:
         tag = parse_owner_tag(rule.owner_tag)
-        if tag is None or "dnat to" not in rule.expr:
+        translation = _translation(rule)
+        if tag is None or translation is None:
             continue
         key = (rule.family, rule.owner_tag)
+        if isinstance(rule, NftElement):
+            found[key] = (tag[1], tag[2], translation[4], "::" if rule.family == 6 else "")
+            continue
         if rule.chain == "nat-output" or "iifname != " not in rule.expr:
             local.add(key)
         if rule.chain != "nat-mappings":
             continue
         host_ip = _host_ip(rule) or ("::" if rule.family == 6 else "")
-        found[key] = (tag[1], tag[2], _destination(rule)[1], host_ip)
+        found[key] = (tag[1], tag[2], translation[4], host_ip)
         source = rule.value("ip saddr") or rule.value("ip6 saddr")
         if source:
             sources.setdefault(key, set()).add(source)
