@@ -89,7 +89,8 @@ def test_plain_mappings_are_elements_of_the_bridges_map_and_set(host):
 def test_ipv6_answers_like_docker_run_p(host):
     assert ask6(host, 9190) == ask6(host, 9191) == PAYLOAD
     assert tcp_get(dind_address(host), 9191) == PAYLOAD
-    assert "fd00:aa::" in host.check_output("nft -s list map ip6 hotport dnat-docker0")
+    assert re.search(r'tcp \. 9191 comment "hotport:[^"]*" : fd00:aa::',
+                     host.check_output("nft -s list table ip6 hotport"))
 
 
 def test_allowed_sources_admit_only_the_listed(host):
