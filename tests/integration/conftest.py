@@ -37,13 +37,13 @@ class Namespace:
         self.name = "hp-test-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.runner = ProcessRunner(["ip", "netns", "exec", self.name])
-        for command in [["link", "set", "lo", "up"]] + ([] if bare else [
-                        ["link", "add", "eth0", "type", "bridge"],
-                        ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
-                        ["addr", "add", HOST_ADDRESS6 + "/64", "dev", "eth0", "nodad"],
-                        ["link", "add", "docker0", "type", "bridge"],
-                        ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
-                        ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]]):
+        host = [["link", "add", "eth0", "type", "bridge"],
+                ["addr", "add", HOST_ADDRESS + "/30", "dev", "eth0"],
+                ["addr", "add", HOST_ADDRESS6 + "/64", "dev", "eth0", "nodad"],
+                ["link", "add", "docker0", "type", "bridge"],
+                ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
+                ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]]
+        for command in [["link", "set", "lo", "up"]] + ([] if bare else host):
             subprocess.run(["ip", "-n", self.name] + command, check=True)
 
     def run(self, *argv, **kwargs):

@@ -282,6 +282,7 @@ def wired(nft_host):
 
         def ask(protocol, port, where=outside):
             return where.run(sys.executable, "-c", ASK, protocol, str(port), HOST_ADDRESS).stdout.strip()
+        ask.container = container
         yield ask
     finally:
         server.kill()
@@ -303,6 +304,16 @@ def test_a_mapping_answers_from_outside_past_dockers_drop_and_from_the_host(nft_
     apply(nft_host, ["8080:80", "5353:53/udp", "8081:80"])
     apply(nft_host, ["8081:80"], state="absent")
     assert wired("tcp", 8080) == "web" and wired("tcp", 8081).startswith("closed")
+
+
+def test_a_moved_container_answers_through_its_rewritten_elements(nft_host, apply, wired):
+    apply(nft_host, ["8080:80", "5353:53/udp"])
+    assert wired("udp", 5353) == "web" and wired("tcp", 8080) == "web"
+    wired.container.run("ip", "addr", "flush", "dev", "uplink")
+    wired.container.run("ip", "addr", "add", "172.17.0.3/16", "dev", "uplink")
+    wired.container.run("ip", "route", "add", "default", "via", "172.17.0.1")
+    assert apply(nft_host, ["8080:80", "5353:53/udp"], ep=endpoint(ip="172.17.0.3")).changed
+    assert wired("udp", 5353) == "web" and wired("tcp", 8080) == "web"
 
 
 def test_a_table_of_rules_per_mapping_becomes_elements_in_one_run(nft_host, apply):

@@ -4,42 +4,42 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables
     NftElement, NftablesPublisher, live_mappings, parse_ruleset)
 
 LISTING = """table ip hotport { # handle 7
-	map dnat-docker0 { # handle 2
-		type inet_proto . inet_service : ipv4_addr . inet_service
-		elements = { udp . 53 comment "hotport:abc:udp/53 d3" : 172.17.0.2 . 53,
-			     tcp . 8080 comment "hotport:abc:tcp/8080 d1" : 172.17.0.3 . 80 }
-	}
+    map dnat-docker0 { # handle 2
+        type inet_proto . inet_service : ipv4_addr . inet_service
+        elements = { udp . 53 comment "hotport:abc:udp/53 d3" : 172.17.0.2 . 53,
+                 tcp . 8080 comment "hotport:abc:tcp/8080 d1" : 172.17.0.3 . 80 }
+    }
 
-	set forward-docker0 { # handle 4
-		type ipv4_addr . inet_proto . inet_service . inet_service
-		elements = { 172.17.0.3 . tcp . 80 . 8080 comment "hotport:abc:tcp/8080 d4" }
-	}
+    set forward-docker0 { # handle 4
+        type ipv4_addr . inet_proto . inet_service . inet_service
+        elements = { 172.17.0.3 . tcp . 80 . 8080 comment "hotport:abc:tcp/8080 d4" }
+    }
 
-	set empty-one { # handle 5
-		type ipv4_addr
-		flags interval
-	}
+    set empty-one { # handle 5
+        type ipv4_addr
+        flags interval
+    }
 
-	chain nat-mappings { # handle 1
-		iifname != "docker0" dnat ip to meta l4proto . th dport map @dnat-docker0 comment "hotport-table docker0 abc" # handle 3
-		ip saddr 10.0.0.0/8 tcp dport 9000 dnat to 172.17.0.4:90 comment "hotport:def:tcp/9000 d5" # handle 8
-	}
+    chain nat-mappings { # handle 1
+        iifname != "docker0" dnat ip to meta l4proto . th dport map @dnat-docker0 comment "hotport-table docker0 abc" # handle 3
+        ip saddr 10.0.0.0/8 tcp dport 9000 dnat to 172.17.0.4:90 comment "hotport:def:tcp/9000 d5" # handle 8
+    }
 }
 table ip docker-bridges { # handle 9
-	map filter-forward-in-jumps { # handle 1
-		type ifname : verdict
-		elements = { "docker0" : jump filter-forward-in__docker0 }
-	}
+    map filter-forward-in-jumps { # handle 1
+        type ifname : verdict
+        elements = { "docker0" : jump filter-forward-in__docker0 }
+    }
 
-	chain filter-forward-in__docker0 { # handle 2
-		meta mark & 0x04000000 == 0x04000000 accept comment "ALLOW FW MARK" # handle 3
-	}
+    chain filter-forward-in__docker0 { # handle 2
+        meta mark & 0x04000000 == 0x04000000 accept comment "ALLOW FW MARK" # handle 3
+    }
 }
 table ip filter { # handle 10
-	set x { # handle 1
-		type ipv4_addr
-		elements = { 1.2.3.4 }
-	}
+    set x { # handle 1
+        type ipv4_addr
+        elements = { 1.2.3.4 }
+    }
 }
 """
 
