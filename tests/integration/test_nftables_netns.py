@@ -119,9 +119,9 @@ def test_packets_of_flows_under_way_leave_filter_forward_first_even_in_an_older_
 @pytest.mark.parametrize("options", [{}, dict(sources=["198.18.0.2", "2001:db8:2::/64"], local=True)],
                          ids=["plain", "options"])
 def test_a_rerun_changes_nothing_and_absent_leaves_no_hotport_rule(nft_host, apply, options):
-    apply(nft_host, ["8080:80", "5353:53/udp", "[::]:8080:80"], **options)
+    apply(nft_host, ["8080:80", "5353:53/udp", "6000:60/sctp", "[::]:8080:80"], **options)
     written = nft_host.ruleset()
-    again = apply(nft_host, ["8080:80", "5353:53/udp", "[::]:8080:80"], **options)
+    again = apply(nft_host, ["8080:80", "5353:53/udp", "6000:60/sctp", "[::]:8080:80"], **options)
     assert not again.changed and not again.added and nft_host.ruleset() == written
     gone = apply(nft_host, [], state="absent")
     assert gone.changed and gone.removed and nft_host.tagged() == []

@@ -21,8 +21,8 @@ start and never written here. hotport keeps ``table ip hotport`` and ``table ip6
 
 Every rule and element of a mapping carries its tag and a digest of what was rendered (``comment
 "hotport:ID:tcp/8080 DIGEST"``): it is identified by that comment, whatever form nft prints it in.
-The rules no mapping owns (the table's structure) carry ``hotport-table``. One ``nft -f`` batch per run changes both families, atomically (nft commits a batch
-whole or not at all).
+The rules no mapping owns (the table's structure) carry ``hotport-table``. One ``nft -f`` batch
+per run changes both families, atomically (nft commits a batch whole or not at all).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ CHAINS = (
 STRUCTURE = "hotport-table"  # the comment of the rules no mapping owns (structure(): first in their chains)
 # Bridge names that can name a map (nft's identifiers); a bridge named otherwise gets rules per mapping.
 MAP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-LOOKUP_PROTOCOLS = ("tcp", "udp", "sctp")
 ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
 HANDLE = re.compile(r"\s+# handle (\d+)$")
 COMMENT = re.compile(r'\s+comment "((?:[^"\\]|\\.)*)"$')
@@ -227,7 +226,7 @@ def parse_ruleset(text):
                 table[1] == TABLE and line.startswith(("set ", "map ")))):
             chain, is_set = line.split()[1], not line.startswith("chain ")
             found[table][chain] = []
-        elif depth == 2 and is_set and line.startswith("elements = {"):
+        elif depth == 2 and chain and is_set and line.startswith("elements = {"):
             elements = line
         elif elements is not None:
             elements += " " + line
@@ -422,8 +421,7 @@ def render(mapping, endpoint, mark):
     family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
     v, ip = FAMILIES[family], endpoint.address(family)
     tag = owner_tag(endpoint.container_id, protocol, mapping.host_port)
-    if not (mapping.listen_ip or mapping.allowed_sources or mapping.local_access) and MAP_NAME.match(bridge) \
-            and protocol in LOOKUP_PROTOCOLS:
+    if not (mapping.listen_ip or mapping.allowed_sources or mapping.local_access) and MAP_NAME.match(bridge):
         return structure(family) + render_plain(mapping, endpoint, mark, tag)
     to = ("[%s]:%d" if family == 6 else "%s:%d") % (ip, mapping.container_port)
     host_ip = "%s daddr %s " % (v, mapping.listen_ip) if mapping.listen_ip else ""

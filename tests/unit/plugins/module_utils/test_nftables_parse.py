@@ -44,6 +44,13 @@ table ip filter { # handle 10
 """
 
 
+def test_a_set_last_in_hotports_table_does_not_make_dockers_maps_read():
+    dockers = "table ip docker-bridges" + LISTING.split("table ip docker-bridges")[1]
+    tables = parse_ruleset("table ip hotport {\n    set last {\n        type ipv4_addr\n    }\n}\n" + dockers)
+    assert list(tables[(4, "docker-bridges")]) == ["filter-forward-in__docker0"]
+    assert tables[(4, "hotport")] == {"last": []}
+
+
 def test_elements_are_read_across_lines_with_their_tags_and_no_handle():
     tables = parse_ruleset(LISTING)
     assert sorted(tables) == [(4, "docker-bridges"), (4, "hotport")]
