@@ -19,10 +19,11 @@ from urllib.parse import quote, urlencode, urlsplit
 
 
 class DockerError(Exception):
-    """The engine refused a call (HTTP status and its message), or did not answer (status 0)."""
+    """The engine refused a call (HTTP status and its message), or did not answer (status 0), or
+    answered 200 with an error in its progress stream (a pull)."""
 
     def __init__(self, status, message):
-        super().__init__(message if not status else "%s (HTTP %d)" % (message, status))
+        super().__init__("%s (HTTP %d)" % (message, status) if status >= 300 else message)
         self.status = status
 
 
@@ -128,7 +129,7 @@ class DockerClient:
             query["tag"] = "latest"  # without a tag the API pulls every tag of the repository
         for progress in self._stream("POST", "/images/create", query):
             if progress.get("error"):
-                raise DockerError(500, progress["error"])
+                raise DockerError(200, progress["error"])  # the answer was 200: the registry's error came after
 
     def create_container(self, name, config):
         """``config``: the API's container config (Image, Cmd, HostConfig, ...) -> its Id."""
