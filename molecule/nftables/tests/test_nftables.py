@@ -71,19 +71,27 @@ def test_differential_against_docker_run_p(host):
         assert hairpin(host, "web", "TCP:%s:%d" % (own, port)) == PAYLOAD, port
 
 
-def test_plain_mappings_are_elements_of_the_bridges_map_and_set(host):
-    """web's mappings have no options: each is an element of docker0's DNAT map and of its set of
-    flows to mark (host port and container port as Docker's rules for -p would have them), looked
-    up by one rule per bridge, not a rule per mapping."""
-    web = re.escape(container_ip(host, "web"))
+def test_plain_mappings_are_elements_that_mean_what_dockers_rules_mean(host):
+    """twin-plain's mappings have no options: each is an element of docker0's DNAT map and of its
+    set of flows to mark, looked up by one rule per bridge, not a rule per mapping. They answer
+    from outside as twin-docker's -p does, and mean what Docker's DNAT and accept rules mean."""
+    docker_ip, plain_ip = container_ip(host, "twin-docker"), re.escape(container_ip(host, "twin-plain"))
     listing = host.check_output("nft -s list map ip hotport dnat-docker0; nft -s list set ip hotport forward-docker0")
     dnats = set((found[0], int(found[1]), int(found[2])) for found in re.findall(
-        r'(tcp|udp) \. (\d+) comment "hotport:[^"]*" : %s \. (\d+)' % web, listing))
+        r'(tcp|udp) \. (\d+) comment "hotport:[^"]*" : %s \. (\d+)' % plain_ip, listing))
     marks = set((found[0], int(found[2]), int(found[1])) for found in re.findall(
-        r'%s \. (tcp|udp) \. (\d+) \. (\d+) comment "hotport:' % web, listing))
-    assert dnats == marks == {("tcp", 8080, 80), ("udp", 8053, 53)}, listing
+        r'%s \. (tcp|udp) \. (\d+) \. (\d+) comment "hotport:' % plain_ip, listing))
+    assert dnats == marks == {("tcp", 9092, 80), ("udp", 9055, 53)}, listing
+    docker_dnats = meaning(chain(host, "ip", "docker-bridges", "nat-prerouting-and-output"), docker_ip,
+                           r"(?P<protocol>tcp|udp) dport \d+ .*dnat to %s:(?P<port>\d+)")
+    docker_accepts = meaning(chain(host, "ip", "docker-bridges", "filter-forward-in__docker0"), docker_ip,
+                             r"ip daddr %s (?P<protocol>tcp|udp) dport (?P<port>\d+) .*accept")
+    assert docker_dnats == docker_accepts == set((protocol, port) for protocol, dummy, port in dnats)
     lookups = [line for line in chain(host, "ip", "hotport", "nat-mappings") if "map @dnat-docker0" in line]
     assert len(lookups) == 1 and 'iifname != "docker0"' in lookups[0], lookups
+    address = dind_address(host)
+    assert tcp_get(address, 9090) == tcp_get(address, 9092) == PAYLOAD
+    assert udp_ask(address, 9053) == udp_ask(address, 9055) == PAYLOAD
 
 
 def test_ipv6_answers_like_docker_run_p(host):
