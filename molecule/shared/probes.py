@@ -66,6 +66,17 @@ def udp_ask(address, port, tries=3):
     return None
 
 
+def assert_udp_answers(host, address, port, timeout=10):
+    """A datagram to ``port`` is answered with the payload within ``timeout`` seconds, each try a
+    new flow, as a UDP client retries. Seen a few times in CI: the first datagrams unanswered
+    while TCP through the same mapping answered, once for over 10 s (cause not found; not seen by
+    hand in dozens of tries). The host's state goes into the message for the next time."""
+    answer = eventually(lambda: udp_ask(address, port), PAYLOAD, timeout=timeout)
+    assert answer == PAYLOAD, (answer, container_ip(host, "web"), host.run(
+        "(nft list table ip hotport || iptables-save -t nat) 2>&1; conntrack -L -p udp 2>&1; ip neigh; "
+        "docker ps -a --format '{{.Names}} {{.Status}}'; docker logs --tail 5 web 2>&1").stdout)
+
+
 def eventually(probe, expected, timeout=60):
     """probe() once a second until it returns ``expected`` -> the last answer."""
     deadline = time.time() + timeout
@@ -194,13 +205,7 @@ def rerun_follows_a_stolen_address(host):
         moved = hotport(host, container="web", ports=["8080:80", "8053:53/udp"])
         assert moved["changed"], moved
         assert tcp_get(address, 8080) == PAYLOAD
-        # Seen once under load: the first datagrams after the move went unanswered; what is
-        # asserted is that UDP follows the move, within seconds. Once (nftables, 1 run in 3)
-        # not within 10 s: the host's state goes into the message for the next time.
-        assert eventually(lambda: udp_ask(address, 8053), PAYLOAD, timeout=10) == PAYLOAD, (
-            moved.get("warnings"), container_ip(host, "web"), udp_ask(address, 8053),
-            host.run("(nft list table ip hotport || iptables-save -t nat) 2>&1; conntrack -L -p udp 2>&1; "
-                     "ip neigh; docker ps -a --format '{{.Names}} {{.Status}}'; docker logs --tail 5 web 2>&1").stdout)
+        assert_udp_answers(host, address, 8053)
     finally:
         host.run("docker rm -f thief")
     return old_ip

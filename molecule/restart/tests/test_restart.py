@@ -16,8 +16,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from probes import (PAYLOAD, container_ip, dind_address, eventually, reconciler_log, restart_dockerd,  # noqa: E402
-                    tcp_get, udp_ask)
+from probes import (PAYLOAD, assert_udp_answers, container_ip, dind_address, eventually,  # noqa: E402
+                    reconciler_log, restart_dockerd, tcp_get, udp_ask)
 
 
 def tagged_rules(host):
@@ -27,7 +27,7 @@ def tagged_rules(host):
 def test_the_mapping_answers(host):
     address = dind_address(host)
     assert tcp_get(address, 8080) == PAYLOAD
-    assert udp_ask(address, 8053) == PAYLOAD
+    assert_udp_answers(host, address, 8053)
 
 
 def test_the_saved_ruleset_holds_the_mapping(host):
@@ -138,7 +138,7 @@ def test_a_firewalld_reload_keeps_the_mapping_like_the_p_twin(firewalld_host):
     reload_firewalld(firewalld_host)
     assert tcp_get(address, 9090) == PAYLOAD, "Docker's own -p port did not survive the reload"
     assert tcp_get(address, 8080) == PAYLOAD
-    assert udp_ask(address, 8053) == PAYLOAD
+    assert_udp_answers(firewalld_host, address, 8053)
     assert sorted(tagged_rules(firewalld_host)) == rules
 
 
@@ -157,7 +157,7 @@ def test_rules_a_firewalld_reload_flushed_are_back_within_seconds(firewalld_host
     written_by_the_reconciler(host, mark, "-t nat -A DOCKER", "--dport 8080", "-j DNAT")
     assert tcp_get(address, 8080) == PAYLOAD
     assert sorted(tagged_rules(host)) == rules
-    assert udp_ask(address, 8053) == PAYLOAD
+    assert_udp_answers(host, address, 8053)
 
 
 def test_info_reports_nothing_stale(host):
