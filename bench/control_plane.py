@@ -36,6 +36,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
+import saved_results  # noqa: E402
 
 RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "classic.rules")
 NFT_RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "docker29-nftables.nft")
@@ -212,10 +213,7 @@ def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     facts = dict((name, subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip())
                  for name, argv in (("kernel", ["uname", "-r"]), ("iptables", ["iptables", "--version"])))
-    if os.path.exists(OUT):  # a run of some methods (BENCH_METHODS) keeps the file's results of the others
-        with open(OUT) as previous:
-            results += [result for result in json.load(previous)["results"] if result["method"] not in METHODS]
-    facts.update(cpus=os.cpu_count(), results=results)
+    facts.update(cpus=os.cpu_count(), results=saved_results.merged(OUT, results, "method", METHODS))
     with open(OUT, "w") as out:
         json.dump(facts, out, indent=2)
 

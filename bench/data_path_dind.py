@@ -24,6 +24,7 @@ import subprocess
 import sys
 
 import data_path as dp
+import saved_results
 import through_ansible as remote
 
 sys.path.insert(0, os.path.join(dp.ROOT, "scripts"))
@@ -106,14 +107,10 @@ def main():
         results = [backend_run(backend) for backend in BACKENDS]
     finally:
         subprocess.run([dp.CLIENT_NETNS, "down"], check=False)
-    # A run of some backends (BENCH_BACKENDS) keeps the file's results of the others.
-    kept = []
-    if os.path.exists(OUT):
-        with open(OUT) as previous:
-            kept = [result for result in json.load(previous)["results"] if result["backend"] not in BACKENDS]
+    results = saved_results.merged(OUT, results, "backend", BACKENDS)  # read before the file is rewritten
     with open(OUT, "w") as out:
         json.dump({"cpus": os.cpu_count(), "kernel": os.uname().release, "repeat": dp.REPEAT,
-                   "seconds": dp.SECONDS, "results": results + kept}, out, indent=2)
+                   "seconds": dp.SECONDS, "results": results}, out, indent=2)
 
 
 if __name__ == "__main__":

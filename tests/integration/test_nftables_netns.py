@@ -67,7 +67,7 @@ TAG = "hotport:c0ffee0000aa:tcp/8080"
 
 
 def bridge_rules(host, family="ip"):
-    """The rules of hotport's table for bridges (``hotport-table BRIDGE``), without comments."""
+    """The rules of hotport's table for docker0 (``hotport-table docker0...``), without comments."""
     return sorted(line.strip().split(" comment ")[0] for line in host.table(family, "hotport").splitlines()
                   if 'comment "hotport-table docker0' in line)
 

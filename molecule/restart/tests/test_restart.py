@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from probes import (PAYLOAD, assert_udp_answers, container_ip, dind_address, eventually,  # noqa: E402
-                    reconciler_log, restart_dockerd, tcp_get, udp_ask)
+                    reconciler_log, restart_dockerd, tcp_get)
 
 
 def tagged_rules(host):
@@ -67,7 +67,7 @@ def test_dockerd_restart_brings_the_mapping_back(host):
     written_by_the_reconciler(host, mark, "-t nat -A DOCKER", "--dport 8080", "-j DNAT")
     written_by_the_reconciler(host, mark, "-t nat -A DOCKER", "--dport 8053", "-j DNAT")
     assert eventually(lambda: tcp_get(address, 8080), PAYLOAD, timeout=15) == PAYLOAD
-    assert eventually(lambda: udp_ask(address, 8053), PAYLOAD, timeout=15) == PAYLOAD
+    assert_udp_answers(host, address, 8053, timeout=15)
     # web and twin restart in no set order: web may come back at another address.
     assert sorted(tagged_rules(host)) == at(rules, old_ip, container_ip(host, "web")), \
         "a rule is missing, written twice or left at the old address"

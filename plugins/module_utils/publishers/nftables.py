@@ -54,6 +54,8 @@ CHAINS = (
 STRUCTURE = "hotport-table"  # the comment of the rules no mapping owns (structure(): first in their chains)
 # Bridge names that can name a map (nft's identifiers); a bridge named otherwise gets rules per mapping.
 MAP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+# A bridge's map of plain mappings' DNATs, and its set of their flows to mark: these prefixes + its name.
+DNAT_MAP, FORWARD_SET = "dnat-", "forward-"
 ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
 HANDLE = re.compile(r"\s+# handle (\d+)$")
 COMMENT = re.compile(r'\s+comment "((?:[^"\\]|\\.)*)"$')
@@ -154,7 +156,7 @@ def bridge_structure(family, chain, expr, name):
 def set_declaration(family, name):
     """The nft command that declares hotport's map ``dnat-BRIDGE`` or set ``forward-BRIDGE``."""
     address = "ipv4_addr" if family == 4 else "ipv6_addr"
-    if name.startswith("dnat-"):
+    if name.startswith(DNAT_MAP):
         return "add map %s %s %s { type inet_proto . inet_service : %s . inet_service; }" % (
             FAMILIES[family], TABLE, name, address)
     return "add set %s %s %s { type %s . inet_proto . inet_service . inet_service; }" % (
@@ -324,7 +326,7 @@ class NftablesPublisher(KernelPublisher):
         claims = []
         docker = live.tables.get((family, DOCKER_TABLE), {}).get("nat-prerouting-and-output", [])
         ours = [rule for name, rules in sorted(live.tables.get((family, TABLE), {}).items())
-                if name == "nat-mappings" or name.startswith("dnat-") for rule in rules]
+                if name == "nat-mappings" or name.startswith(DNAT_MAP) for rule in rules]
         seen = set()
         for rule in docker + ours:
             translation = _translation(rule)
@@ -456,7 +458,7 @@ def render_plain(mapping, endpoint, mark, tag):
     (nft types ``ct original proto-dst`` only once the protocol is known)."""
     family, protocol, bridge = mapping.family, mapping.protocol, endpoint.bridge
     v, ip = FAMILIES[family], endpoint.address(family)
-    dnat, forward = "dnat-" + bridge, "forward-" + bridge
+    dnat, forward = DNAT_MAP + bridge, FORWARD_SET + bridge
     return [
         bridge_structure(family, "nat-mappings", "iifname != \"%s\" dnat %s to meta l4proto . th dport map @%s"
                          % (bridge, v, dnat), bridge),
@@ -473,7 +475,7 @@ def _translation(rule):
     """A DNAT rule or DNAT map element -> (protocol, first host port, last, container IP, its first
     port or None), else None."""
     if isinstance(rule, NftElement):
-        if not rule.chain.startswith("dnat-"):
+        if not rule.chain.startswith(DNAT_MAP):
             return None
         protocol, dummy, port, dummy, ip, dummy, container_port = rule.expr.split(" ")
         return protocol, int(port), int(port), ip, int(container_port)
