@@ -42,6 +42,10 @@ echo "building $image (debootstrap $suite, a few minutes)"
 debootstrap --variant=minbase --include="$packages" "${suite%-29}" "$root" "$mirror" >"$root.log" 2>&1 \
   || { tail -20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
+# iptables-persistent's postinst saves the live ruleset of the machine running debootstrap (the
+# chroot shares its network namespace) as the image's boot-time ruleset: a host must boot with
+# none of the builder's rules (issue 28).
+rm -f "$root/etc/iptables/rules.v4" "$root/etc/iptables/rules.v6"
 if [ -n "$engine" ]; then
   for binary in dockerd docker-proxy; do
     xz -dc "$engine/$binary.xz" > "$root/usr/sbin/$binary"

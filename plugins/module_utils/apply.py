@@ -102,6 +102,35 @@ def check_reservation(runner, mappings):
                             "what holds it first.")
 
 
+def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode=False):
+    """Delete, in one transaction, every hotport rule (any table and chain, both families) whose
+    container is not among ``existing_ids`` (full IDs of every container, running or not) -> the
+    removed rules' texts. dockerd empties its own chains when it starts, which takes a removed
+    container's DNAT but leaves the rest of its rules, forwarding nowhere or to a stranger."""
+    publisher = kernel_publisher(runner, engine)
+
+    def removed(short_id):
+        return not any(container_id.startswith(short_id) for container_id in existing_ids)
+
+    with HostLock(lock_path):
+        for attempt in range(1, ATTEMPTS + 1):
+            live = publisher.read()
+            plans = {}
+            for family in sorted(publisher.families(live)):
+                plans[family] = publisher.new_plan()
+                plans[family].delete = [rule for rule in publisher.owned(live, family)
+                                        if owner_id(rule) and removed(owner_id(rule))]
+            if check_mode:
+                break
+            try:
+                publisher.apply(live, plans)
+                break
+            except NetfilterError:
+                if attempt == ATTEMPTS:
+                    raise
+    return [rule.text() for plan in plans.values() for rule in plan.delete]
+
+
 def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False, check_mode=False,
               container_exists=lambda container_id: True, lock_path=LOCK_PATH, publisher=None):
     """Bring this container's published mappings (IPv4 and IPv6) to the desired state -> Outcome.

@@ -98,6 +98,11 @@ def container_exists(client, container_id):
     return True
 
 
+def container_ids(client):
+    """Full IDs of every container, running or not."""
+    return [summary["Id"] for summary in client.containers()]
+
+
 def inspect_container(client, container):
     try:
         return client.inspect_container(container)

@@ -92,7 +92,33 @@ def _published(publisher, live, family, containers, sockets):
             elif ip in by_ip:
                 item["container"] = _container_view(*by_ip[ip])
             found.append(item)
-    return found
+    return found + _without_dnat(publisher, live, family, containers)
+
+
+def _without_dnat(publisher, live, family, containers):
+    """Items for hotport rules whose mapping claims no host port any more: dockerd emptied its
+    chains (the DNAT went with them) and the rest stayed. Of a removed container they are orphans
+    that nothing forwards for (the reconciler's passes remove them); of a container that exists,
+    a re-run writes the DNAT back."""
+    claimed = set(claim.owner_tag for claim in publisher.claims(live, family) if claim.owner_tag)
+    counts = {}
+    for rule in publisher.owned(live, family):
+        if parse_owner_tag(rule.owner_tag) and rule.owner_tag not in claimed:
+            counts[rule.owner_tag] = counts.get(rule.owner_tag, 0) + 1
+    items = []
+    for tag, count in sorted(counts.items()):
+        short_id, protocol, host_port = parse_owner_tag(tag)
+        facts = next((facts for facts in containers if facts.container_id.startswith(short_id)), None)
+        if facts is None:
+            reason = "orphaned: container removed, %d rule(s) left without their DNAT" % count
+        else:
+            reason = "incomplete: %d rule(s) left without their DNAT (dockerd restarted?); a re-run " \
+                     "writes it back" % count
+        items.append(_item(protocol=protocol, host_ip=ANY_ADDRESS[family], host_port=host_port,
+                           container_ip="", container_port=None, tag=tag, stale=True, stale_reason=reason,
+                           complete=False, container=facts and _container_view(
+                               Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)))
+    return items
 
 
 def _overlap(one, other):

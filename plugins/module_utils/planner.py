@@ -43,6 +43,18 @@ def conflicts(claims, mappings, short_id, container_exists):
     return errors, stale
 
 
+def orphans_on(owned, keys, short_id, container_exists):
+    """Tags of removed containers' rules on the requested (protocol, host port) ``keys``, whether or
+    not a claim (a DNAT) is left of them: dockerd empties its own chains when it starts, and what
+    a removed container had elsewhere (a MASQUERADE, an INPUT drop) would stay forever."""
+    tags = set(rule.owner_tag for rule in owned)
+    return set(tag for tag in tags if _orphan_on(parse_owner_tag(tag), keys, short_id, container_exists))
+
+
+def _orphan_on(tag, keys, short_id, container_exists):
+    return tag is not None and (tag[1], tag[2]) in keys and tag[0] != short_id and not container_exists(tag[0])
+
+
 def plan_family(publisher, live, family, claims, endpoint, mappings, state, whole, container_exists):
     """Plan one address family -> (Plan, stale tags taken over). ``mappings`` are the request's
     mappings of that family, ``claims`` the family's live claims (publisher.claims).
@@ -53,8 +65,10 @@ def plan_family(publisher, live, family, claims, endpoint, mappings, state, whol
     """
     short_id = endpoint.container_id[:12]
     desired, stale = [], set()
+    keys = set((mapping.protocol, mapping.host_port) for mapping in mappings)
     if state == "present":
         errors, stale = conflicts(claims, mappings, short_id, container_exists)
+        stale.update(orphans_on(publisher.owned(live, family), keys, short_id, container_exists))
         if errors:
             raise ConflictError(
                 "; ".join(errors) + ". Nothing was changed: choose a free host port, or remove "
@@ -62,7 +76,6 @@ def plan_family(publisher, live, family, claims, endpoint, mappings, state, whol
         # Once each: rules that several mappings need (a publisher's table structure) are shared.
         desired = list(dict((rule.same_as, rule) for mapping in mappings
                             for rule in publisher.render(live, mapping, endpoint)).values())
-    keys = set((mapping.protocol, mapping.host_port) for mapping in mappings)
 
     def in_scope(rule):
         tag = parse_owner_tag(rule.owner_tag)

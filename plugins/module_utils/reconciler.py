@@ -9,8 +9,9 @@ code path. ``watch`` applies everything whenever it (re)connects to dockerd, fol
 events (a mapped container starts: apply; it dies: remove its rules, as Docker does for -p),
 re-applies everything right after dockerd has re-created its own rules following a firewalld
 reload or restart (firewalld < 2.0 flushes iptables then), and every ``interval`` seconds as a
-safety net.
-Runs on Docker hosts without Ansible: only the Python standard library and the Docker SDK.
+safety net. Each full pass first removes the rules of containers that no longer exist.
+``save-rules`` writes the ruleset a boot restores (persistence.py), for the role.
+Runs on Docker hosts without Ansible: only the Python standard library (docker_client.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import sys
 import time
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
 from ansible_collections.hotport.docker.plugins.module_utils.desired import (
     REQUEST_FAILURES, STATE_FILE, StateFileError, apply_request, load_state)
+from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
 
 CONTAINER_ACTIONS = ("start", "die")
@@ -94,9 +98,24 @@ def _is_waiting(client, container):
     return not (attrs.get("State") or {}).get("Running")
 
 
+def remove_orphaned_rules(runner, client, engine):
+    """Delete hotport's rules of containers that no longer exist -> 1 when that failed, else 0.
+    Where no kernel rules can be read (rootless Docker, no root, no accept mark) there are none."""
+    try:
+        removed = remove_orphans(runner, engine, docker_api.container_ids(client))
+    except LayoutError:
+        return 0
+    except PublisherError as exc:
+        log("FAILED removing the rules of removed containers: %s" % exc)
+        return 1
+    for rule in removed:
+        log("removed container's rule - %s" % rule)
+    return 0
+
+
 def apply_all(runner, client, engine, state_file):
-    """Every recorded request -> number of requests that failed."""
-    failures = 0
+    """The rules of removed containers, then every recorded request -> number of failures."""
+    failures = remove_orphaned_rules(runner, client, engine)
     for entry in load_state(state_file):
         failures += not apply_entry(runner, client, engine, entry)
     return failures
@@ -181,18 +200,34 @@ def watch(runner, connect, state_file, interval):
             delay = min(delay * 2, 10)
 
 
+def save_rules(runner, targets):
+    """Write the boot-time rule files; print {"changed": {path: bool}} as JSON -> exit status."""
+    try:
+        changed = persist(runner, dict((family, path) for family, path in targets.items() if path))
+    except (PublisherError, OSError) as exc:
+        log("FAILED: %s" % exc)
+        return 1
+    log(json.dumps({"changed": changed}, sort_keys=True))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="hotport-reconcile",
         description="Re-apply the hotport mappings recorded in the state file.")
-    parser.add_argument("command", choices=["apply", "watch"],
-                        help="apply: once, exit 1 if a mapping failed; watch: keep them applied")
+    parser.add_argument("command", choices=["apply", "watch", "save-rules"],
+                        help="apply: once, exit 1 if a mapping failed; watch: keep them applied; "
+                             "save-rules: write the ruleset a boot restores (--rules-v4, --rules-v6)")
     parser.add_argument("--state-file", default=STATE_FILE)
     parser.add_argument("--docker-host", default=docker_api.DEFAULT_DOCKER_HOST)
     parser.add_argument("--interval", type=int, default=60,
                         help="seconds between full re-applies while watching (default 60)")
+    parser.add_argument("--rules-v4", help="save-rules: the IPv4 file (Debian: /etc/iptables/rules.v4)")
+    parser.add_argument("--rules-v6", help="save-rules: the IPv6 file (Debian: /etc/iptables/rules.v6)")
     args = parser.parse_args(argv)
     runner = ProcessRunner()
+    if args.command == "save-rules":
+        return save_rules(runner, {4: args.rules_v4, 6: args.rules_v6})
 
     def connect():
         # Reads may wait for a whole event window.

@@ -54,15 +54,24 @@ class Iptables:
         """The ip6tables of the same variant: Docker writes both families with one."""
         return Iptables(self.runner, self.variant, 6)
 
-    def save(self, table):
-        rc, out, err = self.runner.run([self.binary("save"), "-t", table])
+    def save(self, table=None):
+        """iptables-save of one table, or of every table the kernel has (None)."""
+        argv = [self.binary("save")] + (["-t", table] if table else [])
+        rc, out, err = self.runner.run(argv)
         if rc != 0:
-            raise NetfilterError("%s -t %s failed (rc=%d): %s" % (self.binary("save"), table, rc, err.strip()))
+            raise NetfilterError("%s failed (rc=%d): %s" % (" ".join(argv), rc, err.strip()))
         return out
 
     def read(self, tables):
-        """Read each table once -> {name: Table}."""
-        return dict((name, parse_table(self.save(name), name, self.family)) for name in tables)
+        """Read each table once -> {name: Table}. Tables but filter and nat are taken from one save
+        of all: naming a table that does not exist yet (-t mangle) makes iptables-legacy create it."""
+        found = dict((name, parse_table(self.save(name), name, self.family))
+                     for name in tables if name in ("filter", "nat"))
+        others = [name for name in tables if name not in found]
+        if others:
+            everything = parse_save(self.save(), self.family)
+            found.update((name, everything.get(name, Table(name))) for name in others)
+        return found
 
     def restore(self, text):
         return self.runner.run([self.binary("restore"), "--noflush", "-w", str(XTABLES_WAIT)], data=text)
@@ -253,8 +262,11 @@ class IptablesPublisher(KernelPublisher):
 
 
 def _tables_besides_nat(nat, mappings, short_id):
-    """filter always; mangle only where SCTP checksum rules may be written or removed. A removed
-    container's SCTP port is only taken over by an SCTP mapping, so ours decide."""
+    """filter always; mangle where SCTP checksum rules may be written or removed, and for a request
+    about a whole container (no mappings). A removed container's SCTP port is only taken over by an
+    SCTP mapping, so ours decide."""
+    if not mappings:
+        return ["filter", "mangle"]  # every rule of the container, wherever its leftovers are
     tables = ["filter"]
     protocols = set(mapping.protocol for mapping in mappings)
     protocols.update(parse_owner_tag(rule.owner_tag)[1] for rule in owned_rules({"nat": nat})

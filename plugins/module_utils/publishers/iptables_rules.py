@@ -84,7 +84,7 @@ class Table:
         return self.chains.get(chain, [])
 
 
-def _save_words(line):
+def save_words(line):
     """Words of an iptables-save line: bare, or double-quoted with backslash escapes (what
     iptables-save writes; a regex, because shlex costs 0.4 s per 3000 rules)."""
     return [re.sub(r"\\(.)", r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
@@ -108,7 +108,7 @@ def parse_save(text, family=4):
         elif line.startswith(":"):
             table.chains.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A "):
-            words = _save_words(line)
+            words = save_words(line)
             table.chains.setdefault(words[1], []).append(Rule(table.name, words[1], tuple(words[2:]), family=family))
     return tables
 

@@ -83,3 +83,15 @@ def test_ipv6_items_and_clashes_stay_within_their_family():
     clashing = inventory(*over({4: v4, 6: v6}), containers)
     assert [i["clashes_with"] for i in clashing if i["host_ip"] == "::"] == [
         ["hotport:%s:tcp/8080" % ("a" * 12)], ["docker:fd00:aa::5"]]
+
+
+def test_rules_left_without_their_dnat_are_listed_as_stale_with_the_reason():
+    leftovers = [rule for rule in ours() if not (rule.table == "nat" and rule.chain == "DOCKER")]
+    [orphan] = listing(leftovers, [facts(OTHER)])
+    assert (orphan["owner"], orphan["protocol"], orphan["host_port"], orphan["stale"], orphan["complete"]) == (
+        "hotport", "tcp", 8080, True, False)
+    assert orphan["stale_reason"] == "orphaned: container removed, 2 rule(s) left without their DNAT"
+    assert orphan["tag"] == "hotport:%s:tcp/8080" % ("a" * 12) and orphan["container"] is None
+    [waiting] = listing(leftovers, [facts(WEB)])
+    assert waiting["stale_reason"].startswith("incomplete: 2 rule(s) left without their DNAT")
+    assert waiting["container"]["name"] == "web"

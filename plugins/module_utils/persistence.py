@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ruleset a boot restores (netfilter-persistent's rules.v4/v6, iptables-services'
+/etc/sysconfig/iptables): what of the live ruleset belongs there, checked to load, written
+atomically.
+
+Saved: the admin's own rules and chains, and Docker's chains and structural rules (dockerd finds
+them in place and adds nothing twice). Left out, because they name container addresses that a
+boot may change: every hotport rule (the reconciler writes them after dockerd starts, at the
+addresses containers then have), the rules of Docker's nat and filter DOCKER chains and
+Docker's per-container hairpin MASQUERADE (dockerd writes them again as it starts containers).
+Saving those would restore, at boot, rules pointing at whatever container takes an old address
+next, and rules of containers removed long before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import find_docker_iptables
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule, save_words
+
+# Chains whose rules dockerd writes per container (and, on Docker 28+, per bridge) as it starts.
+DOCKER_CONTAINER_CHAINS = (("nat", "DOCKER"), ("filter", "DOCKER"))
+COUNTERS = re.compile(r"\[\d+:\d+\]$")
+# netfilter-persistent and iptables-services keep their files readable by root alone.
+SAVED_MODE = 0o600
+
+
+def _written_per_container(table, rule):
+    """Whether dockerd writes ``rule`` anew for a container it starts: its DOCKER chains, and
+    the hairpin MASQUERADE from a container's address to itself."""
+    if (table, rule.chain) in DOCKER_CONTAINER_CHAINS:
+        return True
+    source = rule.value("-s")
+    return (table == "nat" and rule.chain == "POSTROUTING" and rule.value("-j") == "MASQUERADE"
+            and source is not None and source == rule.value("-d") and source.endswith(("/32", "/128")))
+
+
+def persistable(save_text, family=4):
+    """iptables-save output (every table) -> the text to restore at boot: no timestamps, counters
+    zeroed (an unchanged ruleset gives an unchanged file), without hotport's rules and the rules
+    dockerd writes per container."""
+    lines, table = [], None
+    for raw in save_text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            line = COUNTERS.sub("[0:0]", line)
+        elif line.startswith("-A "):
+            words = save_words(line)
+            rule = Rule(table, words[1], tuple(words[2:]), family=family)
+            if rule.owner_tag or _written_per_container(table, rule):
+                continue
+        lines.append(line)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def persist(runner, targets):
+    """Save the live ruleset of the iptables variant that holds Docker's chains, per family, into
+    ``targets`` ({4: path, 6: path}) -> {path: changed}. A file is written only after
+    ``*-restore --test`` accepted its text, and only when that text differs from the file's.
+    Raises NetfilterError (nothing written for that family and the ones after it)."""
+    iptables = find_docker_iptables(runner)[0]
+    changed = {}
+    for family, path in sorted(targets.items()):
+        tool = iptables if family == 4 else iptables.ipv6()
+        if not runner.which(tool.binary("save")):
+            continue
+        rc, out, err = runner.run([tool.binary("save")])
+        if rc != 0:
+            raise NetfilterError("%s failed (rc=%d): %s" % (tool.binary("save"), rc, err.strip()))
+        text = persistable(out, family)
+        rc, out, err = runner.run([tool.binary("restore"), "--test"], data=text)
+        if rc != 0:
+            raise NetfilterError("%s --test refused the ruleset to save for boot (rc=%d): %s; %s was "
+                                 "left as it was." % (tool.binary("restore"), rc, (err or out).strip(), path))
+        changed[path] = write_atomically(path, text, SAVED_MODE)
+    return changed
+
+
+def write_atomically(path, text, mode):
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one,
+    never a part: a temporary file beside it with its final mode from the start, synced, renamed
+    over it, the folder synced -> whether the content changed. A symlinked path is written
+    through (its target is replaced), never replaced by a regular file."""
+    path = os.path.realpath(path)
+    try:
+        with open(path) as current:
+            if current.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + "-")
+    try:
+        os.fchmod(handle, mode)
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return True
