@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo test unit integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo demo-clean test unit integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -13,8 +13,14 @@ engine: setup
 	scripts/dockerd.sh start
 	images/target/build.sh hotport/target
 
+DEMO := ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python playbooks/demo.yml
+
 demo: engine
-	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python playbooks/demo.yml
+	$(DEMO)
+
+# The demo's rules, container and client namespace, in whatever state they are; a no-op once gone (issue 29).
+demo-clean: engine
+	$(DEMO) --tags cleanup
 
 unit: setup
 	python -m pytest -q tests/unit

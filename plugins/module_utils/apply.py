@@ -12,11 +12,13 @@ changed under us.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ResolveError
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
-    clashing_listeners, forget_udp_flows, listeners, local_addresses)
+    clashing_listeners, forget_udp_flows, interface_addresses, listeners, local_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
     ConflictError, fresh_mappings, plan_family, whole_container)
@@ -131,6 +133,37 @@ def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode
     return [rule.text() for plan in plans.values() for rule in plan.delete]
 
 
+def check_destination(runner, endpoint, families):
+    """Refuse a container address that this host's bridge does not hold: the engine's answers are
+    checked against the kernel's own truth before a DNAT points anywhere (ResolveError).
+
+    The bridge must be on this host (else the engine is another machine's, whose containers this
+    host's rules cannot reach), and each address of ``families`` inside one of the bridge's own
+    subnets, yet not an address of this host."""
+    interfaces = interface_addresses(runner)
+    if interfaces is None:
+        raise NetfilterError("`ip -o addr show` failed; cannot check the container's address against this "
+                             "host's bridges. Nothing was changed.")
+    if endpoint.bridge not in interfaces:
+        raise ResolveError(
+            "network %r's bridge %s is not on this host (or has no address): the engine that docker_host "
+            "reaches is not this host's, and this host's kernel rules cannot reach its containers. Run "
+            "the module on the engine's own host (method: kernel writes the firewall where it runs), or "
+            "use method: sidecar, which publishes through the engine itself. Nothing was changed."
+            % (endpoint.network, endpoint.bridge))
+    own = set(str(address.ip) for addresses in interfaces.values() for address in addresses)
+    for family in sorted(families):
+        ip = endpoint.address(family)
+        subnets = [address.network for address in interfaces[endpoint.bridge] if address.version == family]
+        if ip in own or not any(ipaddress.ip_address(ip) in subnet for subnet in subnets):
+            raise ResolveError(
+                "the engine says container %r is at %s on network %r, but bridge %s on this host holds %s; "
+                "hotport forwards only to a container address inside its bridge's subnet. Nothing was "
+                "changed; check which engine docker_host reaches." % (
+                    endpoint.name, ip, endpoint.network, endpoint.bridge,
+                    ", ".join(str(subnet) for subnet in subnets) or "no IPv%d subnet" % family))
+
+
 def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False, check_mode=False,
               container_exists=lambda container_id: True, lock_path=LOCK_PATH, publisher=None):
     """Bring this container's published mappings (IPv4 and IPv6) to the desired state -> Outcome.
@@ -141,6 +174,8 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     publisher = publisher or publisher_for(runner, engine)
     short_id = endpoint.container_id[:12]
     whole = whole_container(state, exclusive, mappings)
+    if publisher.kernel and state == "present":
+        check_destination(runner, endpoint, set(mapping.family for mapping in mappings))
     with (HostLock(lock_path) if publisher.kernel else NO_LOCK):
         for attempt in range(1, ATTEMPTS + 1):
             live = publisher.read(mappings, short_id)

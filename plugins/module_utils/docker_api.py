@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from ansible_collections.hotport.docker.plugins.module_utils import engine_answers
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import DockerClient, DockerError, NotFound
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -123,9 +124,21 @@ def bridge_name(network):
 
 
 def resolve_endpoint(client, container, network=None):
-    """Inspect ``container`` and choose its bridge network -> Endpoint, or ResolveError."""
+    """Inspect ``container`` and choose its bridge network -> Endpoint, or ResolveError. Every value
+    of the engine's answers that the Endpoint carries is checked (engine_answers.py): a malformed
+    or hostile answer is refused, never written into a rule."""
+    try:
+        return _resolve_endpoint(client, container, network)
+    except engine_answers.EngineAnswerError as exc:
+        raise ResolveError(str(exc))
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise ResolveError("the engine's answer about container %r is malformed (%s: %s). Nothing was "
+                           "changed; check which engine docker_host reaches." % (container, type(exc).__name__, exc))
+
+
+def _resolve_endpoint(client, container, network):
     attrs = inspect_container(client, container)
-    name = attrs.get("Name", "").lstrip("/")
+    name = engine_answers.docker_name(attrs.get("Name", ""), "container")
     state = attrs.get("State") or {}
     if not state.get("Running"):
         raise ResolveError(
@@ -161,8 +174,11 @@ def resolve_endpoint(client, container, network=None):
             "the container." % network)
     if not (settings.get("IPAddress") or settings.get("GlobalIPv6Address")):
         raise ResolveError("container %r has no address on network %r." % (name, network))
-    return Endpoint(attrs["Id"], name, settings.get("IPAddress") or "", network, bridge_name(net),
-                    settings.get("GlobalIPv6Address") or "")
+    network = engine_answers.docker_name(network, "network")
+    return Endpoint(engine_answers.container_id(attrs.get("Id")), name,
+                    engine_answers.container_address(settings.get("IPAddress"), 4, net, network, name), network,
+                    engine_answers.bridge_name(bridge_name(net), network),
+                    engine_answers.container_address(settings.get("GlobalIPv6Address"), 6, net, network, name))
 
 
 def require_addresses(endpoint, mappings):
@@ -192,24 +208,22 @@ def docker_common_argument_spec():
     )
 
 
-def container_identity(client, container):
-    """(id, name) of a container in any state; for removals, which need no address."""
-    attrs = inspect_container(client, container)
-    return attrs["Id"], attrs.get("Name", "").lstrip("/")
-
-
 def endpoint_for_removal(client, container):
     """Removal needs only the ID: the container may be stopped, or gone if given by ID."""
     try:
-        container_id, name = container_identity(client, container)
-    except ResolveError:
+        attrs = client.inspect_container(container)
+    except NotFound:
         if not re.match(r"^[0-9a-f]{12,64}$", container):
             raise ResolveError(
                 "container %r not found. To remove the mappings of a container that no longer "
                 "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
                 "see `iptables-save | grep hotport:`." % container)
-        container_id, name = container, ""
-    return Endpoint(container_id, name, "", "", "")
+        return Endpoint(container, "", "", "", "")
+    try:
+        name = engine_answers.docker_name(attrs.get("Name"), "container") if attrs.get("Name") else ""
+        return Endpoint(engine_answers.container_id(attrs.get("Id")), name, "", "", "")
+    except (engine_answers.EngineAnswerError, AttributeError) as exc:
+        raise ResolveError(str(exc))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ import socket
 from urllib.parse import quote, urlencode, urlsplit
 
 
+# The largest answer read: `docker ps -a` of thousands of containers is a few MiB.
+ANSWER_LIMIT = 64 * 1024 * 1024
+
+
 class DockerError(Exception):
     """The engine refused a call (HTTP status and its message), or did not answer (status 0), or
     answered 200 with an error in its progress stream (a pull)."""
@@ -81,20 +85,34 @@ class DockerClient:
     def _call(self, method, path, query=None, body=None):
         connection, response = self._response(method, path, query, body)
         try:
-            data = response.read()
+            data = response.read(ANSWER_LIMIT + 1)
         except (OSError, http.client.HTTPException) as exc:
             raise DockerError(0, "the Docker daemon at %s broke off its answer: %s" % (self.base_url, exc))
         finally:
             connection.close()
-        return json.loads(data) if data.strip() else None
+        if len(data) > ANSWER_LIMIT:
+            raise DockerError(0, "the Docker daemon at %s answered %s %s with more than %d bytes; refused"
+                              % (self.base_url, method, path, ANSWER_LIMIT))
+        return self._json(data, method, path) if data.strip() else None
+
+    def _json(self, data, method, path):
+        """The answer's JSON; a DockerError for anything else (deep nesting included)."""
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise DockerError(0, "the Docker daemon at %s answered %s %s with something that is not JSON "
+                              "(%s); refused" % (self.base_url, method, path, str(exc)[:200]))
 
     def _stream(self, method, path, query=None):
         """The answer's JSON lines, one object each, as they come (events, pull progress)."""
         connection, response = self._response(method, path, query)
         try:
-            for line in iter(response.readline, b""):
+            for line in iter(lambda: response.readline(ANSWER_LIMIT + 1), b""):
+                if len(line) > ANSWER_LIMIT:
+                    raise DockerError(0, "the Docker daemon at %s sent a line of more than %d bytes in its "
+                                      "answer to %s %s; refused" % (self.base_url, ANSWER_LIMIT, method, path))
                 if line.strip():
-                    yield json.loads(line)
+                    yield self._json(line, method, path)
         except (OSError, http.client.HTTPException) as exc:
             raise DockerError(0, "the Docker daemon at %s broke off its answer: %s" % (self.base_url, exc))
         finally:

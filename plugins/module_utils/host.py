@@ -103,18 +103,30 @@ def clashing_listeners(found, mapping):
     return clashes
 
 
-def local_addresses(runner):
-    """The addresses configured on this host's interfaces (``ip -o addr show``)."""
+def interface_addresses(runner):
+    """{interface: [ipaddress.ip_interface]} of this host (``ip -o addr show``); None when ip fails."""
     rc, out, err = runner.run(["ip", "-o", "addr", "show"])
     if rc != 0:
         return None
-    addresses = set()
+    found = {}
     for line in out.splitlines():
         words = line.split()
         for index, word in enumerate(words[:-1]):
-            if word in ("inet", "inet6"):
-                addresses.add(words[index + 1].split("/")[0])
-    return addresses
+            if word in ("inet", "inet6") and len(words) > 1:
+                try:
+                    address = ipaddress.ip_interface(words[index + 1])
+                except ValueError:
+                    continue
+                found.setdefault(words[1].split("@")[0], []).append(address)
+    return found
+
+
+def local_addresses(runner):
+    """The addresses configured on this host's interfaces (None when ip fails)."""
+    interfaces = interface_addresses(runner)
+    if interfaces is None:
+        return None
+    return set(str(address.ip) for addresses in interfaces.values() for address in addresses)
 
 
 def allow_loopback_routing(runner, bridge):

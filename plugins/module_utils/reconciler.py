@@ -200,10 +200,10 @@ def watch(runner, connect, state_file, interval):
             delay = min(delay * 2, 10)
 
 
-def save_rules(runner, targets):
+def save_rules(runner, targets, mode):
     """Write the boot-time rule files; print {"changed": {path: bool}} as JSON -> exit status."""
     try:
-        changed = persist(runner, dict((family, path) for family, path in targets.items() if path))
+        changed = persist(runner, dict((family, path) for family, path in targets.items() if path), mode)
     except (PublisherError, OSError) as exc:
         log("FAILED: %s" % exc)
         return 1
@@ -224,10 +224,12 @@ def main(argv=None):
                         help="seconds between full re-applies while watching (default 60)")
     parser.add_argument("--rules-v4", help="save-rules: the IPv4 file (Debian: /etc/iptables/rules.v4)")
     parser.add_argument("--rules-v6", help="save-rules: the IPv6 file (Debian: /etc/iptables/rules.v6)")
+    parser.add_argument("--mode", default="0600", type=lambda text: int(text, 8),
+                        help="save-rules: the files' mode, octal (default 0600; Debian's own: 0640)")
     args = parser.parse_args(argv)
     runner = ProcessRunner()
     if args.command == "save-rules":
-        return save_rules(runner, {4: args.rules_v4, 6: args.rules_v6})
+        return save_rules(runner, {4: args.rules_v4, 6: args.rules_v6}, args.mode)
 
     def connect():
         # Reads may wait for a whole event window.

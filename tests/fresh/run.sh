@@ -41,3 +41,25 @@ fi
 page=$(cat "$root/images/target/index.html")
 grep -qF "$page" "$clone/demo.log" || { tail -20 "$clone/demo.log" >&2; echo "FAILED: the page did not come back" >&2; exit 1; }
 echo "make demo on a fresh Debian minbase: page fetched through the mapping in $(( $(date +%s) - start )) s"
+
+# make demo-clean (issue 29) removes the demo's rules, container and client namespace whatever
+# state they are in, and changes nothing once they are gone.
+in_pristine() { docker exec -w /root/hotport "$name" "$@"; }
+clean() {  # $1: what happened to the demo before
+  if ! in_pristine make demo-clean >"$clone/clean.log" 2>&1; then
+    tail -40 "$clone/clean.log" >&2; echo "FAILED: make demo-clean ($1)" >&2; exit 1
+  fi
+  left=$(in_pristine sh -c 'iptables-save; ip6tables-save; docker ps -a --filter name=hotport-demo --format "container {{.Names}}";
+                           ip netns list' | grep -E 'hotport|container ' || true)
+  [ -z "$left" ] || { echo "FAILED: make demo-clean ($1) left: $left" >&2; exit 1; }
+}
+recap_changed() { grep -E '^localhost +:' "$clone/clean.log" | sed -E 's/.*changed=([0-9]+).*/\1/'; }
+in_pristine scripts/dockerd.sh stop  # the demo container stops; its rules stay
+clean "dockerd stopped and started again, demo container exited"
+[ "$(recap_changed)" != 0 ] || { echo "FAILED: the first make demo-clean changed nothing" >&2; exit 1; }
+clean "nothing left"
+[ "$(recap_changed)" = 0 ] || { echo "FAILED: make demo-clean with nothing left changed something" >&2; exit 1; }
+in_pristine make demo >"$clone/demo.log" 2>&1 || { tail -40 "$clone/demo.log" >&2; echo "FAILED: make demo again" >&2; exit 1; }
+in_pristine docker rm -f hotport-demo >/dev/null
+clean "demo container removed by hand"
+echo "make demo-clean: nothing left after a dockerd restart or a removed container; a no-op when clean"

@@ -27,7 +27,7 @@ def endpoint(ip="172.17.0.2", container_id="c0ffee0000aa" + "0" * 52, bridge="do
 
 class Namespace:
     """A throwaway network namespace with what a Docker host has: loopback, an outside address,
-    the docker0 bridge (IPv4 and IPv6); with ``bare``, loopback alone."""
+    the docker0 bridge (IPv4 and IPv6) and two more bridges; with ``bare``, loopback alone."""
 
     def __init__(self, bare=False):
         if os.geteuid() != 0 or not shutil.which("ip"):
@@ -42,7 +42,12 @@ class Namespace:
                 ["addr", "add", HOST_ADDRESS6 + "/64", "dev", "eth0", "nodad"],
                 ["link", "add", "docker0", "type", "bridge"],
                 ["addr", "add", "172.17.0.1/16", "dev", "docker0"],
-                ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"]]
+                ["addr", "add", "fd00:aa::1/64", "dev", "docker0", "nodad"],
+                # A user-defined network's bridge, and one whose name nft cannot name a map after.
+                ["link", "add", "br-5e1f0a7c9d2b", "type", "bridge"],
+                ["addr", "add", "172.18.0.1/16", "dev", "br-5e1f0a7c9d2b"],
+                ["link", "add", "0weird", "type", "bridge"],
+                ["addr", "add", "172.19.0.1/16", "dev", "0weird"]]
         for command in [["link", "set", "lo", "up"]] + ([] if bare else host):
             subprocess.run(["ip", "-n", self.name] + command, check=True)
 

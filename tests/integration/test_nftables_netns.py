@@ -349,7 +349,7 @@ def test_a_new_accept_mark_rewrites_the_bridge_rule_once(nft_host, apply):
 
 
 def test_a_bridge_name_nft_cannot_name_a_map_after_gets_rules_of_its_own(nft_host, apply):
-    apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird"))
-    assert 'iifname != "0weird" tcp dport 8080 dnat to 172.17.0.2:80' in statements(nft_host)
+    apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird", ip="172.19.0.2"))
+    assert 'iifname != "0weird" tcp dport 8080 dnat to 172.19.0.2:80' in statements(nft_host)
     assert not any(elements(nft_host).values())
-    assert not apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird")).changed
+    assert not apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird", ip="172.19.0.2")).changed
