@@ -17,13 +17,12 @@ next, and rules of containers removed long before.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import find_docker_iptables
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule, parse_save, save_words
+from ansible_collections.hotport.docker.plugins.module_utils.safe_files import write_atomically
 
 # Chains whose rules dockerd writes per container (and, on Docker 28+, per bridge) as it starts.
 DOCKER_CONTAINER_CHAINS = (("nat", "DOCKER"), ("filter", "DOCKER"))
@@ -108,37 +107,3 @@ def persist(runner, targets, mode=SAVED_MODE):
                                  "left as it was." % (tool.binary("restore"), rc, (err or out).strip(), path))
         changed[path] = write_atomically(path, text, mode)
     return changed
-
-
-def write_atomically(path, text, mode):
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one,
-    never a part: a temporary file beside it with its final mode from the start, synced, renamed
-    over it, the folder synced -> whether the content changed. A symlinked path is written
-    through (its target is replaced), never replaced by a regular file."""
-    path = os.path.realpath(path)
-    try:
-        with open(path) as current:
-            if current.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + "-")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    folder = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return True

@@ -23,11 +23,11 @@ import time
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
-from ansible_collections.hotport.docker.plugins.module_utils.desired import (
-    REQUEST_FAILURES, STATE_FILE, StateFileError, apply_request, load_state)
+from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import STATE_FILE, StateFileError, load_state
 
 CONTAINER_ACTIONS = ("start", "die")
 NETWORK_ACTIONS = ("connect", "disconnect")

@@ -317,10 +317,11 @@ mappings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
-from ansible_collections.hotport.docker.plugins.module_utils.desired import (
-    REQUEST_FAILURES, StateFileError, apply_request, load_state, record_request, request_mappings, save_state)
+from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request, request_mappings
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import DEFAULT_IMAGE as DEFAULT_SIDECAR_IMAGE
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import (
+    StateFileError, load_state, record_request, update_state)
 
 
 def argument_spec():
@@ -340,12 +341,12 @@ def argument_spec():
     return spec
 
 
-def record(params, entries, endpoint, check_mode):
-    """Keep the request in the state file the reconciler service re-applies -> changed."""
-    updated = record_request(entries, params, endpoint, request_mappings(params))
-    if check_mode or updated == entries:
-        return updated != entries
-    return save_state(updated, params["state_file"])
+def record(params, endpoint, check_mode):
+    """Keep the request in the state file the reconciler service re-applies -> changed. The file is
+    read anew under its lock: other runs may have recorded theirs since this one started."""
+    mappings = request_mappings(params)
+    return update_state(params["state_file"], lambda entries: record_request(entries, params, endpoint, mappings),
+                        check_mode)
 
 
 def main():
@@ -358,12 +359,12 @@ def main():
     recorded = False
     try:
         if params["state_file"]:
-            entries = load_state(params["state_file"])  # an unreadable file stops us before any change
+            load_state(params["state_file"])  # an unreadable or unsafe file stops us before any change
         client = docker_api.connect(params["docker_host"], params["timeout"])
         engine = docker_api.engine_info(client)
         endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
         if params["state_file"]:
-            recorded = record(params, entries, endpoint, module.check_mode)
+            recorded = record(params, endpoint, module.check_mode)
     except REQUEST_FAILURES + (StateFileError,) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerError as exc:

@@ -199,3 +199,21 @@ def test_info_lists_dockers_own_published_ports(containers):
     [item] = module(module_name="hotport.docker.container_port_map_info", container=published)["mappings"]
     assert (item["owner"], item["host_port"], item["container_ip"], item["tag"]) == (
         "docker", 18184, address(published), "")
+
+
+def test_twenty_module_runs_at_once_each_keep_their_entry(containers, state_file, tmp_path):
+    """Twenty inventory hosts on this one machine, forks=20, each mapping its own container into one
+    state file: every run reads the file anew under its lock, so none loses another's entry."""
+    names = [containers() for number in range(20)]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("".join("%s port=%d\n" % (name, 18300 + number) for number, name in enumerate(names)))
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible"), "all", "-i", str(inventory), "-f", "20",
+         "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
+         "-m", "hotport.docker.container_port_map",
+         "-a", "container={{ inventory_hostname }} ports={{ port }}:80 state_file=" + state_file],
+        capture_output=True, text=True, env=ANSIBLE_ENV, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.stdout.count('"state_file_changed": true') == 20
+    assert sorted(entry["container"] for entry in recorded(state_file)) == sorted(names)
+    assert fetch(18300) == PAYLOAD and fetch(18319) == PAYLOAD

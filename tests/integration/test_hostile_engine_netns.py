@@ -75,6 +75,9 @@ def snapshot(host):
 @pytest.mark.parametrize("case, answers, message", HOSTILE, ids=[case[0] for case in HOSTILE])
 def test_a_hostile_answer_is_refused_and_changes_nothing(engine, target, case, answers, message):
     host, facts, method = target
+    if case == "subnet-covers-all" and method == "sidecar":
+        pytest.skip("only this host's bridge can tell; a sidecar forwards inside the engine, which could "
+                    "send its own containers' packets anywhere anyway")
     engine.answers.update(answers)
     before = snapshot(host)
     client = docker_api.connect(engine.url, 5)

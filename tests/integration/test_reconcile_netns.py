@@ -190,9 +190,10 @@ def test_failed_transaction_rolls_back_a_committed_table(host, apply):
     before = iptables.read(["nat", "filter"])
     ours = [rule for rule in before["nat"].rules("DOCKER") if rule.owner_tag][0]
     new_nat = Rule("nat", "DOCKER", ("-p", "tcp", "-m", "tcp", "--dport", "9999", "-m", "comment",
-                                     "--comment", "hotport:c0ffee0000aa:tcp/9999", "-j", "RETURN"))
-    broken_filter = Rule("filter", "DOCKER", ("-m", "comment", "--comment", "hotport:c0ffee0000aa:tcp/9999",
-                                              "-j", "NO-SUCH-CHAIN"))
+                                     "--comment", "hotport:c0ffee0000aa:tcp/9999", "-j", "DNAT",
+                                     "--to-destination", "172.17.0.9:99"))
+    broken_filter = Rule("filter", "DOCKER", ("-p", "tcp", "-m", "comment", "--comment",
+                                              "hotport:c0ffee0000aa:tcp/9999", "-j", "NO-SUCH-CHAIN"))
     plan = Plan(delete=[ours], add=[new_nat, broken_filter])
     with pytest.raises(NetfilterError, match="rolled back"):
         apply_plan(iptables, plan, before)
@@ -451,3 +452,20 @@ def test_ipv6_failure_rolls_back_the_ipv4_changes_of_the_run(classic_host, apply
         reconcile(FailingIp6Runner(), endpoint(), ENGINE, parse_ports(["8080:80", "[::]:8080:80"]),
                   lock_path=str(tmp_path / "lock"))
     assert classic_host.save() == pristine
+
+
+def test_a_foreign_rule_with_a_tag_like_ours_is_never_touched(classic_host, apply):
+    """A rule whose comment looks like a hotport tag, but whose content hotport never renders for
+    that mapping, is someone else's: not taken over, not removed."""
+    foreign = ["-A", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "38080", "-m", "comment", "--comment",
+               "hotport:0000deadbeef:tcp/38080", "-j", "ACCEPT"]
+    classic_host.iptables(*foreign)
+    wrong_port = ["-t", "nat", "-A", "DOCKER", "-p", "tcp", "-m", "tcp", "--dport", "1", "-m", "comment",
+                  "--comment", "hotport:0000deadbeef:tcp/38080", "-j", "RETURN"]
+    classic_host.iptables(*wrong_port)
+    apply(classic_host, ["38080:80"], container_exists=lambda container_id: False)
+    apply(classic_host, ["38080:80"], state="absent")
+    apply(classic_host, [], ep=endpoint(container_id="0000deadbeef" + "0" * 52, ip=""), state="absent")
+    saved = classic_host.save()
+    assert '-A INPUT -p tcp -m tcp --dport 38080 -m comment --comment "hotport:0000deadbeef:tcp/38080" -j ACCEPT' in saved
+    assert '--dport 1 -m comment --comment "hotport:0000deadbeef:tcp/38080" -j RETURN' in saved

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers import base
 
 
@@ -32,7 +32,7 @@ class Rule:
 
     def __post_init__(self):
         comment = self.comment
-        object.__setattr__(self, "owner_tag", comment if comment and comment.startswith(TAG_PREFIX) else None)
+        object.__setattr__(self, "owner_tag", comment if comment and _rendered_for(self, comment) else None)
 
     @property
     def comment(self):
@@ -60,6 +60,23 @@ class Rule:
             if self.args[index] == name and (index == 0 or self.args[index - 1] != "!"):
                 return self.args[index + 1]
         return None
+
+
+# Every rule Layout.render (iptables_layouts.py) writes, by (table, chain, target): whether its
+# --dport is the tag's host port. A rule whose tag looks like ours but whose content hotport never
+# renders for that tag is someone else's, and is never deleted.
+RENDERED = {("nat", "DOCKER", "DNAT"): True, ("filter", "DOCKER", "ACCEPT"): False,
+            ("nat", "POSTROUTING", "MASQUERADE"): False, ("mangle", "POSTROUTING", "CHECKSUM"): False,
+            ("filter", "INPUT", "DROP"): True, ("nat", "OUTPUT", "DNAT"): True}
+
+
+def _rendered_for(rule, comment):
+    """Whether ``rule`` is one hotport renders for the mapping its comment names."""
+    tag = parse_owner_tag(comment)
+    dport_is_host_port = RENDERED.get((rule.table, rule.chain, rule.value("-j")))
+    if tag is None or dport_is_host_port is None or rule.value("-p") != tag[1]:
+        return False
+    return not dport_is_host_port or rule.value("--dport") == str(tag[2])
 
 
 NEEDS_QUOTES = re.compile(r"[\s\"'\\]")

@@ -141,22 +141,24 @@ class SidecarPublisher(Publisher):
     name = "sidecar"
     kernel = False
 
-    def __init__(self, client, image=DEFAULT_IMAGE, kernel=None):
+    def __init__(self, client, image=DEFAULT_IMAGE, kernel_publisher=None):
         self.client = client
         self.image = image or DEFAULT_IMAGE
-        self.kernel = kernel  # the engine's kernel publisher, to see hotport's kernel mappings
+        # The engine's kernel publisher, to see hotport's kernel mappings (``kernel``, the class's
+        # flag, stays False: a sidecar run takes no host lock and checks no host socket).
+        self.kernel_publisher = kernel_publisher
 
     def _kernel_claims(self):
         """hotport's kernel mappings, which Docker's allocator does not know: read when this run can
         (root on the host, an engine whose rules the host holds); otherwise there are none to see."""
-        if self.kernel is None:
+        if self.kernel_publisher is None:
             return []
         try:
-            live = self.kernel.read()
+            live = self.kernel_publisher.read()
         except PublisherError:
             return []
-        return [claim for family in self.kernel.families(live) for claim in self.kernel.claims(live, family)
-                if claim.owner_tag]
+        return [claim for family in self.kernel_publisher.families(live)
+                for claim in self.kernel_publisher.claims(live, family) if claim.owner_tag]
 
     def read(self, mappings=None, short_id=None):
         sidecars, published, names = [], [], set()
