@@ -123,12 +123,12 @@ mappings:
       sample: false
     stale_reason:
       description:
-        - Why it is stale; empty when it is not. C(container removed), C(container stopped),
+        - "Why it is stale; empty when it is not: C(container removed), C(container stopped),
           C(address changed (...)), C(sidecar NAME not running); C(orphaned: container removed, N rule(s)
           left without their DNAT) for hotport rules of a removed container that no longer publish anything
-          (the reconciler's passes, a run that maps the same host port, and O(hotport.docker.container_port_map#module:state=absent)
-          with the container's ID remove them); C(incomplete: ...) when only the DNAT of an existing
-          container's mapping is gone.
+          (the reconciler's passes, a run that maps the same host port, and
+          O(hotport.docker.container_port_map#module:state=absent) with the container's ID remove them);
+          C(incomplete: ...) when only the DNAT of an existing container's mapping is gone."
       type: str
       sample: address changed (container now at 172.17.0.3 on bridge)
     complete:

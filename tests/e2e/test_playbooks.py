@@ -194,6 +194,30 @@ def test_reconciler_keeps_a_corrupt_state_file_and_says_so(reconciler, state_fil
     assert open(state_file).read() == '{"version": 1, "mappings": [{"container": "web", "po'
 
 
+def test_reconciler_refuses_a_state_file_another_user_could_write(reconciler, containers, state_file):
+    """What uid 1000 appends to a file it owns must not become root's rules."""
+    web = containers()
+    with open(state_file, "w") as handle:
+        json.dump({"version": 1, "mappings": [{"container": web, "ports": ["18186:80"]}]}, handle)
+    os.chown(state_file, 1000, 1000)
+    before = ruleset()
+    result = subprocess.run([reconciler, "apply", "--state-file", state_file], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1 and "is owned by" in result.stdout and "chown root" in result.stdout
+    assert ruleset() == before and fetch(18186) is None
+    os.chown(state_file, 0, 0)
+    os.chmod(os.path.dirname(state_file), 0o777)
+    result = subprocess.run([reconciler, "apply", "--state-file", state_file], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1 and "writable by group or others" in result.stdout and ruleset() == before
+    os.chmod(os.path.dirname(state_file), 0o700)
+    with open(state_file, "w") as handle:
+        handle.write("[" * 200000 + "]" * 200000)
+    result = subprocess.run([reconciler, "apply", "--state-file", state_file], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1 and "nested too deep" in result.stdout and "Traceback" not in result.stderr
+
+
 def test_info_lists_dockers_own_published_ports(containers):
     published = containers("-p", "18184:80")
     [item] = module(module_name="hotport.docker.container_port_map_info", container=published)["mappings"]

@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
 
@@ -111,6 +113,15 @@ class NftHost(Namespace):
 
     def tagged(self):
         return [line.strip() for line in self.ruleset().splitlines() if "hotport:" in line]
+
+
+@pytest.fixture
+def apply(tmp_path):
+    """reconcile() on a namespace's iptables -> its Outcome (the nftables tests have their own)."""
+    def run(host, ports, ep=None, sources=(), local=False, **kwargs):
+        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports, sources, local),
+                         lock_path=str(tmp_path / "lock"), **kwargs)
+    return run
 
 
 @pytest.fixture(params=[(v, r) for v in VARIANTS for r in LAYOUT_RULESETS],

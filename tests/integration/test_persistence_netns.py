@@ -5,13 +5,13 @@ removed containers are removed wherever they stand, by the reconciler's sweep, b
 the same host port, and by state=absent with the container's ID."""
 import os
 
-from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile, remove_orphans
+from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist, persistable
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 
 from .conftest import ENGINE, Namespace, endpoint
 from .test_nftables_netns import ENGINE as NFT_ENGINE, elements
-from .test_reconcile_netns import apply  # noqa: F401 (a fixture)
 
 GONE = "beef" * 16
 KEPT = "c0ffee0000aa" + "0" * 52
@@ -103,9 +103,6 @@ def test_absent_with_the_id_removes_leftovers_in_every_table(classic_host, apply
 
 
 def test_the_sweep_on_the_nftables_publisher(nft_host, tmp_path):
-    from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
-    from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
-
     def nft_apply(ports, container_id, **options):
         reconcile(nft_host.runner, endpoint(ip="172.17.0.5", container_id=container_id, ip6="fd00:aa::5"), NFT_ENGINE,
                   parse_ports(ports, options.get("sources", ()), options.get("local", False)),

@@ -37,14 +37,6 @@ LAYOUT_NAMES = {"classic": ("classic", True), "docker28": ("docker28", True),
                 "docker28-noproxy": ("docker28", False)}
 
 
-@pytest.fixture
-def apply(tmp_path):
-    def run(host, ports, ep=None, sources=(), local=False, **kwargs):
-        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports, sources, local),
-                         lock_path=str(tmp_path / "lock"), **kwargs)
-    return run
-
-
 def untagged(text):
     return [line for line in text.splitlines() if "hotport:" not in line]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, parse_owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers import base
 
 

@@ -2,8 +2,6 @@
 import fcntl
 import signal
 
-
-
 from ansible_collections.hotport.docker.plugins.module_utils import apply
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
