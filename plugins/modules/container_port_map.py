@@ -121,9 +121,13 @@ options:
   sidecar_image:
     description:
       - With O(method=sidecar), the image of the proxy containers. Any image with C(socat) on its PATH
-        works; the module sets the entrypoint and command. Pulled when missing.
+        works; the module sets the entrypoint and command, and runs it as nobody (uid 65534) with every
+        capability dropped, a read-only root filesystem, C(no-new-privileges) and pids and memory limits.
+        Pulled when missing.
+      - The default is C(alpine/socat:1.8.0.1) pinned by its digest, so that what runs cannot change
+        under the tag.
     type: str
-    default: alpine/socat:1.8.0.1
+    default: alpine/socat:1.8.0.1@sha256:e899028c84c1a1e65bb14821b0802a683a2cffbff96c9ac02ff1d9cbb03f64e6
   state_file:
     description:
       - Record the request in this JSON file, the list of mappings the reconciler service

@@ -56,6 +56,11 @@ def test_a_sidecar_publishes_a_running_container_and_absent_removes_it(container
     assert mapped["engine"]["publisher"] == "sidecar"
     assert sidecars(web) == ["hotport-%s-tcp-18080" % web, "hotport-%s-udp-18053" % web]
     assert once_bound(fetch, 18080) == PAYLOAD and once_bound(fetch_udp, 18053) == PAYLOAD
+    for name in sidecars(web):  # socat runs as nobody, with no capability and nothing to write
+        status = open("/proc/%s/status" % docker("inspect", "-f", "{{.State.Pid}}", name)).read()
+        assert "\nUid:\t65534\t65534\t65534\t65534\n" in status and "\nCapEff:\t0000000000000000\n" in status
+        assert "\nNoNewPrivs:\t1\n" in status
+        assert docker("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.PidsLimit}}", name) == "true 1024"
     again = module(container=web, ports=["18080:80", "18053:53/udp"], **SIDECAR)
     assert again["changed"] is False and again["rules"] == {"added": [], "removed": []}, again
     restart = docker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", sidecars(web)[0])

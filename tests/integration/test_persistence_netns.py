@@ -111,6 +111,7 @@ def test_the_sweep_on_the_nftables_publisher(nft_host, tmp_path):
     nft_apply(["8080:80", "[::]:8080:80"], GONE)
     nft_apply(["8081:80"], GONE, sources=["198.18.0.0/30"], local=True)
     nft_apply(["9191:80"], KEPT)
+
     def kept():
         return dict((name, [row for row in rows if KEPT[:12] in row[2]]) for name, rows in elements(nft_host).items())
 

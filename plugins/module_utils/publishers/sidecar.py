@@ -10,9 +10,10 @@ target's network, forwards to the target by name on a user-defined network (Dock
 the container across restarts) or by address on the default bridge (a re-run or the reconciler
 re-creates it when the address changes), and is published with Docker's own port publishing
 (``HOST_IP:HOST_PORT:PORT/PROTO``), so Docker's allocator knows the port. Restart policy
-``unless-stopped``: it survives dockerd restarts and reboots on its own. Its labels say what it
-serves; only containers carrying hotport's label are ever touched. Nothing here needs root or the
-host's firewall: only the Docker API.
+``unless-stopped``: it survives dockerd restarts and reboots on its own. It runs as nobody with
+every capability dropped, a read-only root filesystem, no-new-privileges and pids and memory
+limits. Its labels say what it serves, but only a container hotport provably made is ever
+touched (from_labels). Nothing here needs root or the host's firewall: only the Docker API.
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ from ansible_collections.hotport.docker.plugins.module_utils.ownership import ow
 from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, PortMapping, address_family
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Plan, Publisher, PublisherError
 
-DEFAULT_IMAGE = "alpine/socat:1.8.0.1"
+# The tag says what it is; the digest is what runs (a tag can be moved to other content).
+DEFAULT_IMAGE = "alpine/socat:1.8.0.1@sha256:e899028c84c1a1e65bb14821b0802a683a2cffbff96c9ac02ff1d9cbb03f64e6"
 LABEL = "io.hotport.sidecar"  # its value: the owner tag of the mapping
 PREFIX = "io.hotport."
+# Bumped when what a sidecar runs with changes, so that older sidecars are re-created: 2 runs it
+# as nobody with no capability, a read-only root filesystem and limits.
+PROFILE = 2
+# socat forks a process per connection (and per UDP peer): the limits bound a runaway, not the load.
+PIDS_LIMIT = 1024
+MEMORY_LIMIT = 256 * 1024 * 1024
+NOBODY = "65534:65534"
 
 
 class SidecarError(PublisherError):
@@ -59,7 +68,7 @@ class Sidecar:
     @property
     def digest(self):
         fields = (self.family, self.protocol, self.host_ip, self.host_port, self.container_port,
-                  self.target_id, self.network, self.forward_to, self.image)
+                  self.target_id, self.network, self.forward_to, self.image, PROFILE)
         return hashlib.sha1(repr(fields).encode()).hexdigest()[:12]
 
     @property
@@ -103,10 +112,17 @@ class Sidecar:
             self.name or self.container_name(), self.image, self.publish(), self.network, " ".join(self.command()))
 
 
-def from_labels(summary):
-    """A live sidecar (container summary of the Docker API) -> Sidecar, or None when its labels
-    are not ones hotport wrote."""
+def from_labels(summary, image_labels):
+    """A live sidecar (container summary of the Docker API, and the labels of its image) -> Sidecar,
+    or None when it is not hotport's.
+
+    Labels alone prove nothing: anyone may set them, and a container inherits its image's. A
+    container is hotport's sidecar only when its image carries none of hotport's labels (so the
+    container's own are set on it), its labels are ones hotport writes, and it is named and runs
+    the command hotport gives such a sidecar."""
     labels = summary.get("Labels") or {}
+    if any(key.startswith(PREFIX) for key in image_labels or {}):
+        return None
     try:
         sidecar = Sidecar(
             int(labels[PREFIX + "family"]), labels[PREFIX + "protocol"], labels[PREFIX + "host_ip"],
@@ -114,10 +130,14 @@ def from_labels(summary):
             labels[PREFIX + "target.name"], labels[PREFIX + "network"], labels[PREFIX + "forward_to"],
             summary.get("Image", ""), docker_api.summary_name(summary), summary["Id"],
             summary.get("State") == "running")
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
+        return None
+    if labels.get(LABEL) != sidecar.owner_tag or sidecar.name != sidecar.container_name() \
+            or summary.get("Command") != " ".join(["socat"] + sidecar.command()):
         return None
     if labels.get(PREFIX + "digest") != sidecar.digest:
-        # Its image is recorded by Docker as it was asked for; anything else changed by hand.
+        # Its image is recorded by Docker as it was asked for; anything else changed by hand, or
+        # it was made by an older hotport (PROFILE): it is written anew.
         return replace(sidecar, forward_to="(changed)")
     return sidecar
 
@@ -161,15 +181,16 @@ class SidecarPublisher(Publisher):
                 for claim in self.kernel_publisher.claims(live, family) if claim.owner_tag]
 
     def read(self, mappings=None, short_id=None):
-        sidecars, published, names = [], [], set()
+        sidecars, published, names, image_labels = [], [], set(), {}
         for summary in self.client.containers():
             name = docker_api.summary_name(summary)
             names.add(name)
-            tag = (summary.get("Labels") or {}).get(LABEL)
-            if tag:
-                sidecar = from_labels(summary)
+            tag = None
+            if (summary.get("Labels") or {}).get(LABEL):
+                sidecar = from_labels(summary, self._image_labels(summary.get("ImageID") or "", image_labels))
                 if sidecar:
                     sidecars.append(sidecar)
+                    tag = sidecar.owner_tag
             if summary.get("State") != "running":
                 continue
             networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
@@ -182,6 +203,15 @@ class SidecarPublisher(Publisher):
                 published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY_ADDRESS[family] else host_ip,
                                   port["PublicPort"], ip, port.get("PrivatePort"), name))
         return SidecarLive(sidecars, published, names, self._kernel_claims())
+
+    def _image_labels(self, image_id, known):
+        """The labels of an image (asked once per image a run meets)."""
+        if image_id not in known:
+            try:
+                known[image_id] = ((self.client.inspect_image(image_id) or {}).get("Config") or {}).get("Labels") or {}
+            except docker_api.DockerError:
+                known[image_id] = {PREFIX: "unknown"}  # not inspectable: not provably ours
+        return known[image_id]
 
     def families(self, live):
         return {4, 6}
@@ -293,9 +323,14 @@ class SidecarPublisher(Publisher):
         binding = {"HostIp": sidecar.host_ip or ANY_ADDRESS[sidecar.family], "HostPort": str(sidecar.host_port)}
         container_id = self.client.create_container(name, {
             "Image": sidecar.image, "Entrypoint": ["socat"], "Cmd": sidecar.command(), "Labels": sidecar.labels(),
-            "ExposedPorts": {port: {}},
+            "ExposedPorts": {port: {}}, "User": NOBODY,
             "HostConfig": {"PortBindings": {port: [binding]},
-                           "RestartPolicy": {"Name": "unless-stopped"}, "NetworkMode": sidecar.network},
+                           "RestartPolicy": {"Name": "unless-stopped"}, "NetworkMode": sidecar.network,
+                           # Forwarding needs no privilege: nobody may bind any port in its own
+                           # network namespace, and nothing else is granted.
+                           "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"},
+                           "CapDrop": ["ALL"], "ReadonlyRootfs": True, "SecurityOpt": ["no-new-privileges:true"],
+                           "PidsLimit": PIDS_LIMIT, "Memory": MEMORY_LIMIT},
             "NetworkingConfig": {"EndpointsConfig": {sidecar.network: {}}}})
         try:
             self.client.start(container_id)
