@@ -1,6 +1,7 @@
 """A Docker-in-Docker host (hotport/dind:sid-29, Docker 29.7.2) started outside Molecule, for the
 benchmarks and the e2e suites that need an engine other than this machine's: its dockerd runs
 with the daemon.json given, the target image (and others) loaded, since there is no registry."""
+import hashlib
 import json
 import subprocess
 import time
@@ -15,12 +16,17 @@ CAPABILITIES = ("AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND CHOWN DAC_OV
 NFTABLES = {"firewall-backend": "nftables", "bridge-accept-fwmark": "0x4000000/0x4000000"}
 
 
-def start(name, daemon, images=("hotport/target",), firewalld=False):
+def start(name, daemon, images=("hotport/target",), firewalld=False, image=IMAGE, before_dockerd=None, also=""):
     """(Re)start container ``name`` as a DinD host whose dockerd answers -> its Docker version.
-    With ``firewalld``, the image's supervisor starts D-Bus and firewalld before dockerd."""
+    With ``firewalld``, the image's supervisor starts D-Bus and firewalld before dockerd.
+    ``before_dockerd(name)`` runs once the container runs, before dockerd can start (it waits for
+    /etc/docker/ready): for what needs the host's address, such as a TLS certificate. ``also``: a
+    shell command started first (sshd)."""
     remove(name)
-    setup = ("mount -o remount,rw /proc/sys; mkdir -p /etc/docker; echo '%s' > /etc/docker/daemon.json; "
-             % json.dumps(daemon))
+    setup = ("mount -o remount,rw /proc/sys; mkdir -p /etc/docker; echo '%s' > /etc/docker/daemon.json; %s"
+             % (json.dumps(daemon), also + "; " if also else ""))
+    if before_dockerd:
+        setup += "until [ -e /etc/docker/ready ]; do sleep 0.2; done; "
     if firewalld:
         setup += "HOTPORT_FIREWALLD=1 exec /usr/local/sbin/dind-supervise"
     else:
@@ -28,8 +34,11 @@ def start(name, daemon, images=("hotport/target",), firewalld=False):
     subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name]
                    + ["--cap-add=" + cap for cap in CAPABILITIES]
                    + ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                      "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec", IMAGE,
+                      "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec", image,
                       "sh", "-c", setup], capture_output=True, check=True)
+    if before_dockerd:
+        before_dockerd(name)
+        subprocess.run(["docker", "exec", name, "touch", "/etc/docker/ready"], check=True)
     for dummy in range(60):
         if subprocess.run(["docker", "exec", name, "docker", "version"], capture_output=True, check=False).returncode == 0:
             break
@@ -47,3 +56,36 @@ def start(name, daemon, images=("hotport/target",), firewalld=False):
 
 def remove(name):
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def address(name):
+    return subprocess.run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+SSH_IMAGE = "hotport/dind:sid-29-ssh"
+# What SSH_IMAGE adds to IMAGE: Debian's openssh-server. Rebuilt when this or IMAGE changes.
+SSH_RECIPE = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends " \
+             "openssh-server && rm -rf /var/lib/apt/lists/* && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh"
+
+
+def ssh_image():
+    """SSH_IMAGE, built from IMAGE once (no registry: the package comes from the Debian mirror)."""
+    base = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", IMAGE], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    recipe = hashlib.sha256((base + SSH_RECIPE).encode()).hexdigest()[:12]
+    found = subprocess.run(["docker", "image", "inspect", "-f", '{{index .Config.Labels "hotport.recipe"}}',
+                            SSH_IMAGE], capture_output=True, text=True, check=False).stdout.strip()
+    if found == recipe:
+        return SSH_IMAGE
+    builder = subprocess.run(["docker", "run", "-d", IMAGE, "sh", "-c", SSH_RECIPE], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    try:
+        if subprocess.run(["docker", "wait", builder], capture_output=True, text=True, check=True).stdout.strip() != "0":
+            raise RuntimeError("building %s failed: %s" % (SSH_IMAGE, subprocess.run(
+                ["docker", "logs", builder], capture_output=True, text=True, check=False).stderr[-2000:]))
+        subprocess.run(["docker", "commit", "-c", "LABEL hotport.recipe=" + recipe, builder, SSH_IMAGE],
+                       capture_output=True, check=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", builder], capture_output=True, check=False)
+    return SSH_IMAGE

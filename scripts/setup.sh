@@ -8,7 +8,7 @@
 # ansible-core, the Docker SDK (Molecule's docker driver) and pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(python3-venv ca-certificates git xz-utils docker.io iptables nftables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap iperf3 gcc libc6-dev)
+packages=(python3-venv ca-certificates git xz-utils docker.io iptables nftables conntrack busybox-static socat curl iproute2 make shellcheck debootstrap iperf3 gcc libc6-dev openssl openssh-client)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -46,14 +46,17 @@ class Outcome:
     warnings: list = field(default_factory=list)
 
 
-def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=None):
+def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=None, local=True):
     """The publisher: a sidecar when asked for; otherwise kernel rules, where Docker's firewall
-    backend decides which (its publisher refuses, by name, set-ups it cannot write to)."""
+    backend decides which (its publisher refuses, by name, set-ups it cannot write to). ``local``:
+    the engine is this machine's, whose kernel mappings a sidecar must not collide with."""
     if method == "sidecar":
-        try:
-            kernel = kernel_publisher(runner, engine)
-        except LayoutError:
-            kernel = None  # no kernel mappings can exist here (rootless), or none can be read (no root)
+        kernel = None  # no kernel mappings can exist (rootless, another machine's engine) or be read (no root)
+        if local:
+            try:
+                kernel = kernel_publisher(runner, engine)
+            except LayoutError:
+                pass
         return SidecarPublisher(client, sidecar_image, kernel)
     return kernel_publisher(runner, engine)
 

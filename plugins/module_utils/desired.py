@@ -27,6 +27,14 @@ def apply_request(runner, client, engine, request, check_mode=False):
     allowed_sources, local_access, method, sidecar_image.
     """
     state = request.get("state") or "present"
+    method = request.get("method") or "kernel"
+    local = client.connection.is_local()
+    if method == "kernel" and not local:
+        raise docker_api.ResolveError(
+            "method: kernel writes the firewall of the machine this runs on, and docker_host %s is another "
+            "machine's engine: rules here cannot reach its containers. Run the task on the engine's host "
+            "(its inventory entry, or delegate_to), or use method: sidecar, which publishes through the "
+            "engine itself. Nothing was changed." % client.base_url)
     mappings = request_mappings(request)
     if state == "present":
         if not mappings:
@@ -35,7 +43,7 @@ def apply_request(runner, client, engine, request, check_mode=False):
         docker_api.require_addresses(endpoint, mappings)
     else:
         endpoint = docker_api.endpoint_for_removal(client, request["container"])
-    publisher = publisher_for(runner, engine, client, request.get("method") or "kernel", request.get("sidecar_image"))
+    publisher = publisher_for(runner, engine, client, method, request.get("sidecar_image"), local)
     outcome = reconcile(
         runner, endpoint, engine, mappings, state=state, exclusive=bool(request.get("exclusive")),
         check_mode=check_mode, publisher=publisher,

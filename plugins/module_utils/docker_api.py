@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 
 from ansible_collections.hotport.docker.plugins.module_utils import engine_answers
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import DockerClient, DockerError, NotFound
+from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import (
+    DEFAULT_DOCKER_HOST, DEFAULT_TIMEOUT, Connection, DockerHostError, check, from_params)
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 
@@ -54,12 +55,27 @@ class EngineInfo:
     firewalld_reloaded_at: str = ""  # see reloaded_at()
 
 
-def connect(docker_host, timeout):
-    """A Docker API client (nothing asked yet: engine_info() is the first call)."""
+def connect(docker_host=None, timeout=DEFAULT_TIMEOUT, **options):
+    """A Docker API client (nothing asked yet: engine_info() is the first call). ``options``: the
+    other fields of a docker_connection.Connection (tls, validate_certs, ca_path, ...)."""
+    connection = Connection(docker_host or DEFAULT_DOCKER_HOST, timeout, **options)
     try:
-        return DockerClient(docker_host or DEFAULT_DOCKER_HOST, timeout)
-    except ValueError as exc:
-        raise ResolveError("%s; give docker_host as unix:///var/run/docker.sock or tcp://HOST:PORT." % exc)
+        check(connection)
+        return DockerClient(connection)
+    except (DockerHostError, DockerError) as exc:
+        raise ResolveError("%s Nothing was changed." % exc)
+
+
+def connect_module(module):
+    """The client for a module's connection options (docker_connection.py), after warning about a
+    plaintext API on another machine."""
+    try:
+        connection = from_params(module.params)
+    except DockerHostError as exc:
+        raise ResolveError("%s Nothing was changed." % exc)
+    if connection.plaintext_warning():
+        module.warn(connection.plaintext_warning())
+    return connect(**asdict(connection))
 
 
 def engine_info(client):
@@ -194,18 +210,6 @@ def require_addresses(endpoint, mappings):
         raise ResolveError(
             "container %r has no IPv4 address on network %r, so %s cannot be mapped; map its IPv6 "
             "address instead, e.g. [::]:HOST_PORT:CONTAINER_PORT." % (endpoint.name, endpoint.network, ", ".join(v4)))
-
-
-def docker_common_argument_spec():
-    """Connection options every hotport module takes (documented in doc_fragments/docker.py)."""
-    # Imported here: the reconciler service uses this file on hosts without Ansible.
-    from ansible.module_utils.basic import env_fallback
-
-    return dict(
-        docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST,
-                         fallback=(env_fallback, ["DOCKER_HOST"])),
-        timeout=dict(type="int", default=60),
-    )
 
 
 def endpoint_for_removal(client, container):

@@ -6,7 +6,7 @@
 Why not the Docker SDK for Python: importing it (requests, urllib3) costs 0.10-0.15 s on every
 module run, more than everything else the module does at N = 1 (issue 14), and it is one more
 package to install on every host. hotport needs a dozen plain JSON calls over the engine's unix
-socket (or tcp://, unencrypted, as docker_host documents). Paths carry no API version: the engine
+socket, tcp:// (plain or TLS) or ssh:// (docker_connection.py). Paths carry no API version: the engine
 then answers in its own current version, which is what the SDK's version="auto" settled on too.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
+import subprocess
 from urllib.parse import quote, urlencode, urlsplit
 
 
@@ -46,19 +48,124 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.socket_path)
 
 
-class DockerClient:
-    """One Docker engine: ``unix:///path``, or ``tcp://host:port`` (plain HTTP)."""
+class TLSConnection(http.client.HTTPSConnection):
+    """HTTPS whose certificate is checked against ``server_name`` (tls_hostname), which may differ
+    from the address connected to."""
 
-    def __init__(self, base_url, timeout=60):
-        self.base_url = base_url
-        parts = urlsplit(base_url)
-        if parts.scheme == "unix" and parts.path:
+    def __init__(self, host, port, timeout, context, server_name):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.tls_context = context
+        self.server_name = server_name
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self.tls_context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
+class SSHConnection(http.client.HTTPConnection):
+    """HTTP over the system's ssh client running ``docker system dial-stdio`` on the remote host, as
+    the Docker CLI does: one end of a socket pair is ssh's stdin and stdout, the other is ours."""
+
+    def __init__(self, argv, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.argv = argv
+        self.process = None
+
+    def connect(self):
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE)
+        except OSError as exc:
+            ours.close()
+            raise OSError("cannot run %s: %s (install openssh-client)" % (self.argv[0], exc))
+        finally:
+            theirs.close()
+        ours.settimeout(self.timeout)
+        self.sock = ours
+
+    def close(self):
+        super().close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+
+    def failure(self):
+        """What ssh said when it ended ('' while it runs)."""
+        if self.process is None:
+            return ""
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return ""
+        return self.process.stderr.read().decode("utf-8", "replace").strip()[-500:]
+
+
+def tls_context(connection):
+    """The TLS settings of a Connection: the engine's certificate and name verified with
+    validate_certs (against ca_path, else the system's CAs); encryption alone with tls; the client
+    certificate when given."""
+    if connection.validate_certs:
+        context = ssl.create_default_context(cafile=connection.ca_path or None)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if connection.client_cert:
+        context.load_cert_chain(connection.client_cert, connection.client_key)
+    return context
+
+
+def ssh_argv(parts, timeout):
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % max(1, int(timeout))]
+    if parts.port:
+        argv += ["-p", str(parts.port)]
+    if parts.username:
+        argv += ["-l", parts.username]
+    return argv + ["--", parts.hostname, "docker", "system", "dial-stdio"]
+
+
+class DockerClient:
+    """One Docker engine, reached as a docker_connection.Connection says (unix, tcp, TLS, ssh)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.base_url = connection.docker_host
+        timeout = connection.timeout
+        parts = urlsplit(connection.docker_host)
+        if parts.scheme == "unix":
             self.new_connection = lambda: UnixHTTPConnection(parts.path, timeout)
-        elif parts.scheme in ("tcp", "http") and parts.hostname:
-            self.new_connection = lambda: http.client.HTTPConnection(parts.hostname, parts.port or 2375, timeout=timeout)
+        elif parts.scheme == "ssh":
+            argv = ssh_argv(parts, timeout)
+            self.new_connection = lambda: SSHConnection(argv, timeout)
+        elif connection.uses_tls:
+            try:
+                context = tls_context(connection)
+            except (ssl.SSLError, OSError) as exc:
+                raise DockerError(0, "cannot use the TLS files (ca_path %s, client_cert %s, client_key %s): %s"
+                                  % (connection.ca_path or "-", connection.client_cert or "-",
+                                     connection.client_key or "-", exc))
+            server_name = connection.tls_hostname or parts.hostname
+            self.new_connection = lambda: TLSConnection(parts.hostname, parts.port or 2376, timeout, context,
+                                                        server_name)
         else:
-            raise ValueError("docker_host %r is not a unix:///path/to/docker.sock or tcp://HOST:PORT URL"
-                             % base_url)
+            self.new_connection = lambda: http.client.HTTPConnection(parts.hostname, parts.port or 2375, timeout=timeout)
+
+    def _no_answer(self, connection, exc):
+        """The DockerError for a request that got no HTTP answer, saying why and what to do."""
+        said = connection.failure() if isinstance(connection, SSHConnection) else ""
+        if said:
+            return DockerError(0, "ssh to %s failed: %s. Check that the host is reachable, that your key is "
+                                  "accepted (ssh %s docker version must work), and that docker there reaches its "
+                                  "engine" % (self.base_url, said, self.base_url))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return DockerError(0, "the Docker daemon at %s presented a certificate that was not accepted (%s). "
+                                  "Give the CA that signed it as ca_path, a name its certificate holds as "
+                                  "tls_hostname, or renew an expired certificate" % (self.base_url, exc.verify_message))
+        if isinstance(exc, ssl.SSLError):
+            return DockerError(0, "the TLS handshake with %s failed (%s): does that port speak TLS? For a "
+                                  "plaintext API leave tls and validate_certs off; if the engine asks for a "
+                                  "client certificate, give client_cert and client_key" % (self.base_url, exc))
+        return DockerError(0, "no answer from the Docker daemon at %s: %s" % (self.base_url, exc))
 
     def _response(self, method, path, query=None, body=None):
         """Send one request -> (connection, response) for a 2xx answer; DockerError otherwise."""
@@ -73,13 +180,17 @@ class DockerClient:
                 return connection, response
             text = response.read().decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
+            error = self._no_answer(connection, exc)
             connection.close()
-            raise DockerError(0, "no answer from the Docker daemon at %s: %s" % (self.base_url, exc))
+            raise error
         connection.close()
         try:
             message = json.loads(text).get("message") or text
         except (ValueError, AttributeError):
             message = text.strip()
+        if response.status == 400 and "HTTPS server" in message:
+            message += (" (docker_host %s speaks TLS: turn validate_certs on, with ca_path, client_cert and "
+                        "client_key, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)" % self.base_url)
         raise (NotFound if response.status == 404 else DockerError)(response.status, message)
 
     def _call(self, method, path, query=None, body=None):

@@ -20,10 +20,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
 from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request
+from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import DockerHostError, from_params
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
@@ -219,7 +221,15 @@ def main(argv=None):
                         help="apply: once, exit 1 if a mapping failed; watch: keep them applied; "
                              "save-rules: write the ruleset a boot restores (--rules-v4, --rules-v6)")
     parser.add_argument("--state-file", default=STATE_FILE)
-    parser.add_argument("--docker-host", default=docker_api.DEFAULT_DOCKER_HOST)
+    # The connection options of the modules (docker_connection.py), with the same environment fallbacks.
+    parser.add_argument("--docker-host", help="default: DOCKER_HOST, else unix:///var/run/docker.sock")
+    parser.add_argument("--tls", action="store_true", default=None, help="TLS without verifying the engine")
+    parser.add_argument("--tls-verify", dest="validate_certs", action="store_true", default=None,
+                        help="TLS, verifying the engine's certificate and name (default: DOCKER_TLS_VERIFY)")
+    parser.add_argument("--ca-path", help="default: DOCKER_CERT_PATH/ca.pem")
+    parser.add_argument("--client-cert", help="default: DOCKER_CERT_PATH/cert.pem")
+    parser.add_argument("--client-key", help="default: DOCKER_CERT_PATH/key.pem")
+    parser.add_argument("--tls-hostname", help="the name the engine's certificate must hold")
     parser.add_argument("--interval", type=int, default=60,
                         help="seconds between full re-applies while watching (default 60)")
     parser.add_argument("--rules-v4", help="save-rules: the IPv4 file (Debian: /etc/iptables/rules.v4)")
@@ -231,9 +241,17 @@ def main(argv=None):
     if args.command == "save-rules":
         return save_rules(runner, {4: args.rules_v4, 6: args.rules_v6}, args.mode)
 
-    def connect():
+    try:
         # Reads may wait for a whole event window.
-        return docker_api.connect(args.docker_host, args.interval + 30)
+        connection = from_params(dict(vars(args), timeout=args.interval + 30))
+    except DockerHostError as exc:
+        log("FAILED: %s" % exc)
+        return 1
+    if connection.plaintext_warning():
+        log("warning: " + connection.plaintext_warning())
+
+    def connect():
+        return docker_api.connect(**asdict(connection))
 
     if args.command == "watch":
         watch(runner, connect, args.state_file, args.interval)

@@ -320,7 +320,7 @@ mappings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api, docker_connection
 from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request, request_mappings
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import DEFAULT_IMAGE as DEFAULT_SIDECAR_IMAGE
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
@@ -341,7 +341,7 @@ def argument_spec():
         sidecar_image=dict(type="str", default=DEFAULT_SIDECAR_IMAGE),
         state_file=dict(type="path"),
     )
-    spec.update(docker_api.docker_common_argument_spec())
+    spec.update(docker_connection.argument_spec())
     return spec
 
 
@@ -364,7 +364,7 @@ def main():
     try:
         if params["state_file"]:
             load_state(params["state_file"])  # an unreadable or unsafe file stops us before any change
-        client = docker_api.connect(params["docker_host"], params["timeout"])
+        client = docker_api.connect_module(module)
         engine = docker_api.engine_info(client)
         endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
         if params["state_file"]:

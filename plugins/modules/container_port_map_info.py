@@ -165,7 +165,7 @@ engine:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotport.docker.plugins.module_utils import docker_api
+from ansible_collections.hotport.docker.plugins.module_utils import docker_api, docker_connection
 from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts, publisher_for
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once, sidecar_items
@@ -179,7 +179,7 @@ def argument_spec():
         container=dict(type="str"),
         owner=dict(type="str", choices=["hotport", "docker"]),
     )
-    spec.update(docker_api.docker_common_argument_spec())
+    spec.update(docker_connection.argument_spec())
     return spec
 
 
@@ -195,10 +195,14 @@ def wanted(item, container, owner):
         known and (known.startswith(container) or container.startswith(known)) for known in ids))
 
 
-def kernel_inventory(module, runner, engine, containers, sidecars):
+def kernel_inventory(module, runner, engine, containers, sidecars, local):
     """The kernel publisher's items and the engine facts. Where kernel rules cannot be read (rootless
-    Docker, no root, the nftables backend without its accept mark) but sidecars exist, a warning
-    says so and the sidecars are listed alone."""
+    Docker, no root, the nftables backend without its accept mark, an engine on another machine)
+    but sidecars exist, a warning says so and the sidecars are listed alone."""
+    if not local:
+        module.warn("only hotport's sidecars are listed: the engine is on another machine, whose kernel rules "
+                    "(hotport's kernel mappings and Docker's own published ports) a run here cannot read.")
+        return [], engine_facts(engine)
     try:
         publisher = publisher_for(runner, engine)
         live = publisher.read()
@@ -215,11 +219,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
-        client = docker_api.connect(params["docker_host"], params["timeout"])
+        client = docker_api.connect_module(module)
         engine = docker_api.engine_info(client)
         containers = docker_api.container_facts(client)
         sidecars = sidecar_items(SidecarPublisher(client).read(), containers)
-        kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars)
+        kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars,
+                                         client.connection.is_local())
     except (docker_api.ResolveError, PublisherError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerError as exc:

@@ -70,11 +70,11 @@ def nft_list(host, *what):
     return re.sub(r"counter packets \d+ bytes \d+", "counter", docker("exec", host, "nft", "list", *what))
 
 
-def start_dind(name, daemon, firewalld=False):
+def start_dind(name, daemon, **options):
     """A Docker 29.7.2 DinD host (scripts/dind_host.py) for a test; its image is built by make e2e."""
     if sh("docker", "image", "inspect", dind_host.IMAGE, check=False).returncode != 0:
         pytest.fail("image %s missing; run `make e2e`, which builds it" % dind_host.IMAGE)
-    dind_host.start(name, daemon, firewalld=firewalld)
+    dind_host.start(name, daemon, **options)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 """The playbooks, the role's reconciler and the info module on this host's engine."""
-import glob
 import json
 import os
 import shutil
@@ -175,13 +174,11 @@ def test_reconciler_applies_every_item_form_and_survives_bad_entries(containers,
 
 @pytest.fixture
 def reconciler():
-    """The reconciler as the role lays it out (the playbooks install it there too)."""
-    if not os.path.exists(RECONCILER):
-        code = os.path.join(RECONCILER_LIB, "ansible_collections", "hotport", "docker", "plugins", "module_utils")
-        os.makedirs(code, exist_ok=True)
-        for source in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "*.py")):
-            shutil.copy(source, code)
-        shutil.copy(os.path.join(ROOT, "roles", "port_map", "files", "hotport-reconcile"), RECONCILER)
+    """The reconciler as the role lays it out (the playbooks install it there too), this tree's code."""
+    code = os.path.join(RECONCILER_LIB, "ansible_collections", "hotport", "docker", "plugins", "module_utils")
+    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"), code, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(ROOT, "roles", "port_map", "files", "hotport-reconcile"), RECONCILER)
     return RECONCILER
 
 

@@ -8,7 +8,9 @@ import yaml
 from ansible_collections.hotport.docker.plugins.modules.container_port_map import argument_spec
 
 ROLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles", "port_map")
-ROLE_MANAGED = {"state_file", "docker_host"}  # set from port_map_state_file / port_map_docker_host
+# Set from port_map_state_file and the role's connection variables (port_map_docker_host, port_map_tls, ...).
+ROLE_MANAGED = {"state_file", "docker_host", "tls", "validate_certs", "ca_path", "client_cert", "client_key",
+                "tls_hostname", "use_ssh_client"}
 PER_MAPPING_ONLY = {"container", "ports"}
 
 

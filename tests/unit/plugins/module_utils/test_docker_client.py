@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import DockerClient, DockerError, NotFound
+from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import (
+    Connection, DockerHostError, check, from_params)
 
 
 class Engine(BaseHTTPRequestHandler):
@@ -70,7 +72,7 @@ def engine(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Engine.seen = []
-    yield DockerClient("unix://" + path, 5)
+    yield DockerClient(Connection("unix://" + path, 5))
     server.shutdown()
     server.server_close()
 
@@ -116,11 +118,43 @@ def test_events_stream_one_object_a_line(engine):
 def test_no_daemon_is_status_0_naming_the_url(tmp_path):
     url = "unix://%s/none.sock" % tmp_path
     with pytest.raises(DockerError, match="no answer from the Docker daemon at " + url) as raised:
-        DockerClient(url, 5).info()
+        DockerClient(Connection(url, 5)).info()
     assert raised.value.status == 0
 
 
-@pytest.mark.parametrize("url", ["ssh://user@host", "https://host:2376", "unix://", "/var/run/docker.sock"])
+@pytest.mark.parametrize("url", ["ftp://host", "unix://", "/var/run/docker.sock", "tcp://", "ssh://"])
 def test_urls_it_cannot_speak_are_refused(url):
-    with pytest.raises(ValueError, match="is not a unix:///path/to/docker.sock or tcp://HOST:PORT URL"):
-        DockerClient(url)
+    with pytest.raises(DockerHostError, match="docker_host"):
+        check(Connection(url))
+
+
+ENVIRONMENT = {"DOCKER_HOST": "tcp://192.0.2.10:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/certs",
+               "DOCKER_TLS_HOSTNAME": "engine.example", "DOCKER_TIMEOUT": "7"}
+
+
+def test_the_environment_fills_what_the_task_leaves_out_as_the_docker_cli_reads_it(monkeypatch):
+    monkeypatch.setattr("os.path.isfile", lambda path: True)
+    connection = from_params({}, ENVIRONMENT)
+    assert connection == Connection("tcp://192.0.2.10:2376", 7, False, True, "/certs/ca.pem", "/certs/cert.pem",
+                                    "/certs/key.pem", "engine.example")
+    assert connection.uses_tls and not connection.is_local() and connection.plaintext_warning() == ""
+    given = from_params({"docker_host": "unix:///run/docker.sock", "validate_certs": False, "timeout": 3}, ENVIRONMENT)
+    assert (given.docker_host, given.validate_certs, given.timeout, given.uses_tls) == (
+        "unix:///run/docker.sock", False, 3, False)
+    assert from_params({}, {}) == Connection("unix:///var/run/docker.sock")
+
+
+def test_plain_http_to_another_machine_is_warned_about():
+    assert "unencrypted and unauthenticated" in from_params({"docker_host": "tcp://192.0.2.10:2375"}, {}).plaintext_warning()
+    assert from_params({"docker_host": "tcp://127.0.0.1:2375"}, {}).plaintext_warning() == ""
+    assert from_params({"docker_host": "ssh://root@192.0.2.10"}, {}).plaintext_warning() == ""
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"client_cert": "/nope/cert.pem", "client_key": "/nope/key.pem", "tls": True}, "client_cert /nope/cert.pem does not exist"),
+    ({"client_cert": __file__, "tls": True}, "client_cert and client_key go together"),
+    ({"ca_path": "/nope/ca.pem", "validate_certs": True}, "ca_path /nope/ca.pem does not exist"),
+])
+def test_missing_tls_files_are_refused_by_name(params, message):
+    with pytest.raises(DockerHostError, match=message):
+        from_params(dict(params, docker_host="tcp://192.0.2.10:2376"), {})

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How hotport reaches a Docker engine: the connection options every module takes (community.docker's
+names, aliases, environment variables and defaults, declared once here and in
+doc_fragments/docker.py), resolved into one Connection.
+
+Transports: ``unix://`` (the local socket), ``tcp://`` (plain HTTP, or TLS when ``tls`` or
+``validate_certs`` is on), ``https://`` (TLS), and ``ssh://[user@]host[:port]`` (the system's ssh
+client runs ``docker system dial-stdio`` on the remote host, as the Docker CLI does, so the user's
+ssh config, keys and known_hosts apply).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60
+TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
+
+
+class DockerHostError(ValueError):
+    """The connection options do not describe a way to reach an engine; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the engine is and how to reach it."""
+
+    docker_host: str
+    timeout: int = DEFAULT_TIMEOUT
+    tls: bool = False
+    validate_certs: bool = False
+    ca_path: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    tls_hostname: str = ""
+
+    @property
+    def scheme(self):
+        return urlsplit(self.docker_host).scheme
+
+    @property
+    def uses_tls(self):
+        return self.scheme == "https" or (self.scheme in ("tcp", "http") and (self.tls or self.validate_certs))
+
+    def is_local(self):
+        """Whether the engine is this machine's: its unix socket, or TCP to a loopback address."""
+        if self.scheme == "unix":
+            return True
+        if self.scheme in ("tcp", "http", "https"):
+            host = urlsplit(self.docker_host).hostname or ""
+            if host == "localhost":
+                return True
+            try:
+                return ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                return False
+        return False
+
+    def plaintext_warning(self):
+        """What to say about an unencrypted, unauthenticated API off this machine ('' when none)."""
+        if self.scheme in ("tcp", "http") and not self.uses_tls and not self.is_local():
+            return ("docker_host %s is plain HTTP to another machine: the Docker API there is unencrypted and "
+                    "unauthenticated, and whoever can reach or sit on that path is root on its host. Use TLS "
+                    "(tls or validate_certs, with ca_path, client_cert and client_key), or ssh://."
+                    % self.docker_host)
+        return ""
+
+
+def argument_spec():
+    """The connection options (documented in doc_fragments/docker.py), as community.docker declares
+    them: Ansible fills what the task leaves out from the environment, then the defaults."""
+    # Imported here: the reconciler service uses this file on hosts without Ansible.
+    from ansible.module_utils.basic import env_fallback
+
+    return dict(
+        docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"]),
+                         aliases=["docker_url"]),
+        tls_hostname=dict(type="str", fallback=(env_fallback, ["DOCKER_TLS_HOSTNAME"])),
+        timeout=dict(type="int", default=DEFAULT_TIMEOUT, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+        ca_path=dict(type="path", aliases=["ca_cert", "tls_ca_cert", "cacert_path"]),
+        client_cert=dict(type="path", aliases=["tls_client_cert", "cert_path"]),
+        client_key=dict(type="path", aliases=["tls_client_key", "key_path"]),
+        tls=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS"])),
+        validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"]),
+                            aliases=["tls_verify"]),
+        use_ssh_client=dict(type="bool", default=False),
+    )
+
+
+def _flag(value):
+    return value.strip().lower() in TRUE_WORDS
+
+
+def from_params(params, environ=None):
+    """Options (a module's, or the reconciler's with None for what was not given), then the
+    environment (DOCKER_HOST, DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TLS_HOSTNAME,
+    DOCKER_TIMEOUT), then the defaults -> Connection."""
+    environ = os.environ if environ is None else environ
+
+    def given(name, variable, default, convert=str):
+        if params.get(name) is not None:
+            return params[name]
+        if environ.get(variable):
+            return convert(environ[variable])
+        return default
+
+    cert_dir = environ.get("DOCKER_CERT_PATH") or ""
+
+    def in_cert_dir(name, file_name):
+        if params.get(name):
+            return params[name]
+        return os.path.join(cert_dir, file_name) if cert_dir else ""
+
+    try:
+        timeout = int(given("timeout", "DOCKER_TIMEOUT", DEFAULT_TIMEOUT, int))
+    except ValueError:
+        raise DockerHostError("DOCKER_TIMEOUT %r is not a number of seconds." % environ.get("DOCKER_TIMEOUT"))
+    connection = Connection(
+        docker_host=given("docker_host", "DOCKER_HOST", DEFAULT_DOCKER_HOST),
+        timeout=timeout,
+        tls=bool(given("tls", "DOCKER_TLS", False, _flag)),
+        validate_certs=bool(given("validate_certs", "DOCKER_TLS_VERIFY", False, _flag)),
+        ca_path=in_cert_dir("ca_path", "ca.pem"),
+        client_cert=in_cert_dir("client_cert", "cert.pem"),
+        client_key=in_cert_dir("client_key", "key.pem"),
+        tls_hostname=given("tls_hostname", "DOCKER_TLS_HOSTNAME", ""))
+    check(connection)
+    return connection
+
+
+def check(connection):
+    """Refuse what cannot work, before anything is asked (DockerHostError)."""
+    parts = urlsplit(connection.docker_host)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise DockerHostError("docker_host %r names no socket; give unix:///var/run/docker.sock."
+                                   % connection.docker_host)
+    elif parts.scheme in ("tcp", "http", "https"):
+        if not parts.hostname:
+            raise DockerHostError("docker_host %r names no host; give tcp://HOST:2376 (TLS) or tcp://HOST:2375."
+                                   % connection.docker_host)
+    elif parts.scheme == "ssh":
+        if not parts.hostname:
+            raise DockerHostError("docker_host %r names no host; give ssh://USER@HOST[:PORT]." % connection.docker_host)
+    else:
+        raise DockerHostError(
+            "docker_host %r is not a URL hotport can reach an engine by; give unix:///var/run/docker.sock, "
+            "tcp://HOST:PORT (with tls or validate_certs for TLS), https://HOST:PORT or ssh://USER@HOST."
+            % connection.docker_host)
+    if connection.uses_tls:
+        pairs = [("client_cert", connection.client_cert), ("client_key", connection.client_key)]
+        if bool(connection.client_cert) != bool(connection.client_key):
+            raise DockerHostError("client_cert and client_key go together; give both or neither.")
+        if connection.validate_certs and connection.ca_path:
+            pairs.append(("ca_path", connection.ca_path))
+        for name, path in pairs:
+            if path and not os.path.isfile(path):
+                raise DockerHostError("%s %s does not exist (or is not a file); give the path of the PEM file%s."
+                                       % (name, path, " or set DOCKER_CERT_PATH" if name != "ca_path" else ""))
