@@ -8,6 +8,7 @@ refused with the fix, nothing changed."""
 import http.server
 import json
 import os
+import ssl
 import subprocess
 import threading
 
@@ -26,15 +27,15 @@ def openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, check=True)
 
 
-def certificate(directory, name, subject, usage, sans=None, ca="ca"):
-    """A key and a certificate signed by ``ca`` (in ``directory``)."""
+def certificate(directory, name, subject, usage, sans=None, ca="ca", days="2"):
+    """A key and a certificate signed by ``ca`` (in ``directory``); ``days`` -1: expired yesterday."""
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + "-key.pem", "-subj", "/CN=" + subject,
             "-out", name + ".csr", cwd=directory)
     extensions = os.path.join(directory, name + ".ext")
     with open(extensions, "w") as handle:
         handle.write("extendedKeyUsage=%s\n" % usage + ("subjectAltName=%s\n" % sans if sans else ""))
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + "-key.pem", "-CAcreateserial",
-            "-days", "2", "-extfile", extensions, "-out", name + ".pem", cwd=directory)
+            "-days", days, "-extfile", extensions, "-out", name + ".pem", cwd=directory)
 
 
 def authority(directory, name):
@@ -151,16 +152,34 @@ def test_the_docker_cli_environment_reaches_a_tls_engine(tls_engine, tmp_path, m
     assert not info["failed"] and info["engine"]["version"] == "29.7.2", info
 
 
+class Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(server):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def plaintext_port():
     """A plain HTTP server on loopback: what a TLS client meets on a port that does not speak TLS."""
-    class Quiet(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    server = serve(http.server.HTTPServer(("127.0.0.1", 0), Quiet))
+    yield server.server_address[1]
+    server.shutdown()
 
+
+@pytest.fixture
+def expired_port(tls_engine):
+    """A TLS server on loopback whose certificate, signed by the engine's CA, expired yesterday."""
+    certs = tls_engine[3]
+    certificate(certs, "expired", "expired", "serverAuth", "IP:127.0.0.1", days="-1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(certs, "expired.pem"), os.path.join(certs, "expired-key.pem"))
     server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    serve(server)
     yield server.server_address[1]
     server.shutdown()
 
@@ -172,9 +191,10 @@ def refused(message, **request):
     return result
 
 
-def test_bad_tls_settings_are_refused_with_the_fix_and_change_nothing(tls_engine, plaintext_port):
+def test_bad_tls_settings_are_refused_with_the_fix_and_change_nothing(tls_engine, plaintext_port, expired_port):
     docker_host, options, address, certs = tls_engine
     before = on(TLS_HOST, "ps", "-a", "--format", "{{.Names}}")
+    refused("certificate has expired", docker_host="tcp://127.0.0.1:%d" % expired_port, **options)
     refused("was not accepted", docker_host=docker_host, **dict(options, ca_path=os.path.join(certs, "other-ca.pem")))
     refused("Hostname mismatch", docker_host=docker_host, tls_hostname="not-the-engine.example", **options)
     refused("speaks TLS: turn validate_certs on", docker_host=docker_host)
