@@ -14,7 +14,7 @@ options:
     description:
       - URL of the Docker daemon API. V(unix:///var/run/docker.sock) (this host's socket),
         V(tcp://HOST:2376) with O(validate_certs) or O(tls) (TLS), V(https://HOST:2376) (TLS),
-        V(tcp://HOST:2375) (plain HTTP: unencrypted and unauthenticated, so anyone who can reach the
+        V(tcp://HOST:2375) (plain HTTP, unencrypted and unauthenticated, so anyone who can reach the
         port is root on that host; a warning says so unless the address is loopback), or
         V(ssh://USER@HOST[:PORT]) (the system's C(ssh) client runs C(docker system dial-stdio) on that
         host, as the Docker CLI does, so your ssh config, keys and known_hosts apply; the remote user

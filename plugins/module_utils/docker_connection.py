@@ -140,11 +140,11 @@ def check(connection):
     if parts.scheme == "unix":
         if not parts.path:
             raise DockerHostError("docker_host %r names no socket; give unix:///var/run/docker.sock."
-                                   % connection.docker_host)
+                                  % connection.docker_host)
     elif parts.scheme in ("tcp", "http", "https"):
         if not parts.hostname:
             raise DockerHostError("docker_host %r names no host; give tcp://HOST:2376 (TLS) or tcp://HOST:2375."
-                                   % connection.docker_host)
+                                  % connection.docker_host)
     elif parts.scheme == "ssh":
         if not parts.hostname:
             raise DockerHostError("docker_host %r names no host; give ssh://USER@HOST[:PORT]." % connection.docker_host)
@@ -162,4 +162,4 @@ def check(connection):
         for name, path in pairs:
             if path and not os.path.isfile(path):
                 raise DockerHostError("%s %s does not exist (or is not a file); give the path of the PEM file%s."
-                                       % (name, path, " or set DOCKER_CERT_PATH" if name != "ca_path" else ""))
+                                      % (name, path, " or set DOCKER_CERT_PATH" if name != "ca_path" else ""))

@@ -3,6 +3,7 @@ the real module through `ansible`, real containers, packets from a client namesp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,8 @@ HOST_ADDRESS = "198.18.0.1"
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import dind_host  # noqa: E402
 
+RECONCILER_LIB = os.path.join(ROOT, ".build", "e2e-reconciler")
+RECONCILER = os.path.join(RECONCILER_LIB, "hotport-reconcile")
 ANSIBLE_ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"),
                    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
 
@@ -163,3 +166,13 @@ def network():
 
 def address(container, network="bridge"):
     return docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network, container)
+
+
+@pytest.fixture
+def reconciler():
+    """The reconciler as the role lays it out (the playbooks install it there too), this tree's code."""
+    code = os.path.join(RECONCILER_LIB, "ansible_collections", "hotport", "docker", "plugins", "module_utils")
+    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"), code, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(ROOT, "roles", "port_map", "files", "hotport-reconcile"), RECONCILER)
+    return RECONCILER

@@ -1,17 +1,15 @@
 """The playbooks, the role's reconciler and the info module on this host's engine."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from .conftest import ANSIBLE_ENV, PAYLOAD, ROOT, address, docker, fetch, module, ruleset, sh
+from .conftest import (ANSIBLE_ENV, PAYLOAD, RECONCILER, RECONCILER_LIB, ROOT, address, docker, fetch, module, ruleset,
+                       sh)
 
-RECONCILER_LIB = os.path.join(ROOT, ".build", "e2e-reconciler")
-RECONCILER = os.path.join(RECONCILER_LIB, "hotport-reconcile")
 THIEF = ("/bin/busybox", "sh", "-c", "busybox mkdir /t; echo thief > /t/index.html; exec busybox httpd -f -p 80 -h /t")
 
 
@@ -170,16 +168,6 @@ def test_reconciler_applies_every_item_form_and_survives_bad_entries(containers,
     assert fetch(18185) == fetch(18186) == PAYLOAD
     assert sh("curl", "-sS", "-m", "3", "http://127.0.0.1:18187/").stdout.strip() == PAYLOAD
     assert sh("curl", "-sS", "-m", "3", "http://127.0.0.1:18188/").stdout.strip() == PAYLOAD
-
-
-@pytest.fixture
-def reconciler():
-    """The reconciler as the role lays it out (the playbooks install it there too), this tree's code."""
-    code = os.path.join(RECONCILER_LIB, "ansible_collections", "hotport", "docker", "plugins", "module_utils")
-    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"), code, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(os.path.join(ROOT, "roles", "port_map", "files", "hotport-reconcile"), RECONCILER)
-    return RECONCILER
 
 
 def test_reconciler_keeps_a_corrupt_state_file_and_says_so(reconciler, state_file):

@@ -15,7 +15,6 @@ import threading
 import pytest
 
 from .conftest import ANSIBLE_ENV, PAYLOAD, dind_host, module, sh, start_dind
-from .test_playbooks import reconciler  # noqa: F401 (a fixture)
 
 TLS_HOST = "hp-e2e-tls"
 SSH_HOST = "hp-e2e-ssh"
@@ -206,14 +205,14 @@ def test_bad_tls_settings_are_refused_with_the_fix_and_change_nothing(tls_engine
     assert on(TLS_HOST, "ps", "-a", "--format", "{{.Names}}") == before
 
 
-def test_the_reconciler_restores_a_sidecar_over_tls(tls_engine, reconciler, tmp_path):  # noqa: F811
+def test_the_reconciler_restores_a_sidecar_over_tls(tls_engine, reconciler, tmp_path):
     docker_host, options, address, certs = tls_engine
     if not on(TLS_HOST, "ps", "-q", "--filter", "name=^web$"):
         on(TLS_HOST, "run", "-d", "--name", "web", "hotport/target")
     state_file = str(tmp_path / "mappings.json")
     with open(state_file, "w") as handle:
-        json.dump({"version": 1, "mappings": [{"container": "web", "ports": ["19082:80"], "method": "sidecar",
-                                                "sidecar_image": "hotport/target"}]}, handle)
+        entry = {"container": "web", "ports": ["19082:80"], "method": "sidecar", "sidecar_image": "hotport/target"}
+        json.dump({"version": 1, "mappings": [entry]}, handle)
     command = [reconciler, "apply", "--state-file", state_file, "--docker-host", docker_host, "--tls-verify",
                "--ca-path", options["ca_path"], "--client-cert", options["client_cert"],
                "--client-key", options["client_key"]]
