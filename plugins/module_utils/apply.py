@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ResolveError
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
-    clashing_listeners, forget_udp_flows, interface_addresses, listeners, local_addresses)
+    clashing_listeners, forget_udp_flows, interface_addresses, listeners, own_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
     ConflictError, fresh_mappings, plan_family, whole_container)
@@ -84,15 +84,14 @@ def current_mappings(publisher, rules, short_id):
     return [mapping.as_dict() for mapping in sorted(found)]
 
 
-def check_reservation(runner, mappings):
-    """Refuse host ports and addresses the host itself holds (Docker's and our own claims are
-    checked while planning). Raises ConflictError."""
+def check_reservation(runner, mappings, addresses):
+    """Refuse host ports and ``addresses`` (this host's own) the host itself holds (Docker's and our
+    own claims are checked while planning). Raises ConflictError."""
     if not mappings:
         return
     errors = []
-    addresses = local_addresses(runner) if any(mapping.listen_ip for mapping in mappings) else None
     for mapping in mappings:
-        if addresses is not None and mapping.listen_ip and mapping.listen_ip not in addresses:
+        if mapping.listen_ip and mapping.listen_ip not in addresses:
             errors.append("host IP %s of %s is not an address of this host (it has %s), so the mapping "
                           "would never match; give one of those or leave the host IP out"
                           % (mapping.host_ip, mapping.spec(), ", ".join(sorted(addresses))))
@@ -136,17 +135,24 @@ def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode
     return [rule.text() for plan in plans.values() for rule in plan.delete]
 
 
-def check_destination(runner, endpoint, families):
-    """Refuse a container address that this host's bridge does not hold: the engine's answers are
-    checked against the kernel's own truth before a DNAT points anywhere (ResolveError).
-
-    The bridge must be on this host (else the engine is another machine's, whose containers this
-    host's rules cannot reach), and each address of ``families`` inside one of the bridge's own
-    subnets, yet not an address of this host."""
+def host_interfaces(runner):
+    """This host's {interface: [addresses]}, which a kernel run checks the container's address and
+    the requested host addresses against (NetfilterError when they cannot be read)."""
     interfaces = interface_addresses(runner)
     if interfaces is None:
         raise NetfilterError("`ip -o addr show` failed; cannot check the container's address against this "
                              "host's bridges. Nothing was changed.")
+    return interfaces
+
+
+def check_destination(interfaces, endpoint, families):
+    """Refuse a container address that this host's bridge does not hold: the engine's answers are
+    checked against the kernel's own truth (``interfaces``, host_interfaces) before a DNAT points
+    anywhere (ResolveError).
+
+    The bridge must be on this host (else the engine is another machine's, whose containers this
+    host's rules cannot reach), and each address of ``families`` inside one of the bridge's own
+    subnets, yet not an address of this host."""
     if endpoint.bridge not in interfaces:
         raise ResolveError(
             "network %r's bridge %s is not on this host (or has no address): the engine that docker_host "
@@ -154,7 +160,7 @@ def check_destination(runner, endpoint, families):
             "the module on the engine's own host (method: kernel writes the firewall where it runs), or "
             "use method: sidecar, which publishes through the engine itself. Nothing was changed."
             % (endpoint.network, endpoint.bridge))
-    own = set(str(address.ip) for addresses in interfaces.values() for address in addresses)
+    own = own_addresses(interfaces)
     for family in sorted(families):
         ip = endpoint.address(family)
         subnets = [address.network for address in interfaces[endpoint.bridge] if address.version == family]
@@ -177,8 +183,10 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
     publisher = publisher or publisher_for(runner, engine)
     short_id = endpoint.container_id[:12]
     whole = whole_container(state, exclusive, mappings)
-    if publisher.kernel and state == "present":
-        check_destination(runner, endpoint, set(mapping.family for mapping in mappings))
+    checked = publisher.kernel and state == "present"
+    if checked:
+        interfaces = host_interfaces(runner)
+        check_destination(interfaces, endpoint, set(mapping.family for mapping in mappings))
     with (HostLock(lock_path) if publisher.kernel else NO_LOCK):
         for attempt in range(1, ATTEMPTS + 1):
             live = publisher.read(mappings, short_id)
@@ -197,8 +205,8 @@ def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=Fal
                     fresh += fresh_mappings(claims, endpoint, of_family)
             added = [rule for plan in plans.values() for rule in plan.add]
             deleted = [rule for plan in plans.values() for rule in plan.delete]
-            if publisher.kernel:
-                check_reservation(runner, fresh)
+            if checked:
+                check_reservation(runner, fresh, own_addresses(interfaces))
             if not check_mode:
                 publisher.prepare(live, endpoint, added)
             try:

@@ -56,13 +56,21 @@ class EngineInfo:
 
 
 def connect(docker_host=None, timeout=DEFAULT_TIMEOUT, **options):
-    """A Docker API client (nothing asked yet: engine_info() is the first call). ``options``: the
-    other fields of a docker_connection.Connection (tls, validate_certs, ca_path, ...)."""
+    """A Docker API client from loose options (nothing asked yet: engine_info() is the first call).
+    ``options``: the other fields of a docker_connection.Connection (tls, validate_certs, ...)."""
     connection = Connection(docker_host or DEFAULT_DOCKER_HOST, timeout, **options)
     try:
         check(connection)
+    except DockerHostError as exc:
+        raise ResolveError("%s Nothing was changed." % exc)
+    return client_for(connection)
+
+
+def client_for(connection):
+    """A Docker API client for a checked Connection (docker_connection.from_params checks it)."""
+    try:
         return DockerClient(connection)
-    except (DockerHostError, DockerError) as exc:
+    except DockerError as exc:
         raise ResolveError("%s Nothing was changed." % exc)
 
 
@@ -75,7 +83,7 @@ def connect_module(module):
         raise ResolveError("%s Nothing was changed." % exc)
     if connection.plaintext_warning():
         module.warn(connection.plaintext_warning())
-    return connect(**asdict(connection))
+    return client_for(connection)
 
 
 def engine_info(client):

@@ -121,11 +121,8 @@ def interface_addresses(runner):
     return found
 
 
-def local_addresses(runner):
-    """The addresses configured on this host's interfaces (None when ip fails)."""
-    interfaces = interface_addresses(runner)
-    if interfaces is None:
-        return None
+def own_addresses(interfaces):
+    """The addresses of an interface_addresses() answer, as text."""
     return set(str(address.ip) for addresses in interfaces.values() for address in addresses)
 
 

@@ -23,13 +23,18 @@ def _container_view(endpoint, running):
             "network": endpoint.network, "ip": endpoint.ip, "ip6": endpoint.ip6, "bridge": endpoint.bridge}
 
 
+def _addressless_view(facts):
+    """A container's view when no endpoint of it is the one a mapping points at."""
+    return _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
+
+
 def _hotport_status(publisher, live, tag, family, ip, containers, present_rules, mapping):
     """(container view or None, stale reason or '', complete) of one of our mappings."""
     matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
     if not matches:
         return None, "container removed", False
     facts = matches[0]
-    placeholder = _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
+    placeholder = _addressless_view(facts)
     if not facts.running:
         return placeholder, "container stopped", False
     at = [endpoint for endpoint in facts.endpoints if endpoint.address(family) == ip]
@@ -116,8 +121,7 @@ def _without_dnat(publisher, live, family, containers):
                      "writes it back" % count
         items.append(_item(protocol=protocol, host_ip=ANY_ADDRESS[family], host_port=host_port,
                            container_ip="", container_port=None, tag=tag, stale=True, stale_reason=reason,
-                           complete=False, container=facts and _container_view(
-                               Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)))
+                           complete=False, container=facts and _addressless_view(facts)))
     return items
 
 

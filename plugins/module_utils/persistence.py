@@ -97,10 +97,7 @@ def persist(runner, targets, mode=SAVED_MODE):
         tool = iptables if family == 4 else iptables.ipv6()
         if not runner.which(tool.binary("save")):
             continue
-        rc, out, err = runner.run([tool.binary("save")])
-        if rc != 0:
-            raise NetfilterError("%s failed (rc=%d): %s" % (tool.binary("save"), rc, err.strip()))
-        text = persistable(out, family)
+        text = persistable(tool.save(), family)
         rc, out, err = runner.run([tool.binary("restore"), "--test"], data=text)
         if rc != 0:
             raise NetfilterError("%s --test refused the ruleset to save for boot (rc=%d): %s; %s was "

@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
@@ -251,7 +250,7 @@ def main(argv=None):
         log("warning: " + connection.plaintext_warning())
 
     def connect():
-        return docker_api.connect(**asdict(connection))
+        return docker_api.client_for(connection)
 
     if args.command == "watch":
         watch(runner, connect, args.state_file, args.interval)

@@ -112,7 +112,7 @@ def never(*args):
 
 def test_a_sidecar_run_that_sees_a_kernel_publisher_takes_no_host_lock_and_checks_no_socket(tmp_path, monkeypatch):
     monkeypatch.setattr(apply, "listeners", never)
-    monkeypatch.setattr(apply, "local_addresses", never)
+    monkeypatch.setattr(apply, "interface_addresses", never)
     client = Client()
     publisher = SidecarPublisher(client, kernel_publisher=KernelPublisher())
     assert publisher.kernel is False
