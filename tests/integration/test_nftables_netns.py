@@ -353,3 +353,21 @@ def test_a_bridge_name_nft_cannot_name_a_map_after_gets_rules_of_its_own(nft_hos
     assert 'iifname != "0weird" tcp dport 8080 dnat to 172.19.0.2:80' in statements(nft_host)
     assert not any(elements(nft_host).values())
     assert not apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird", ip="172.19.0.2")).changed
+
+
+def test_an_accept_mark_narrower_than_its_mask_keeps_the_other_bits_of_the_mark(nft_host, apply, wired):
+    """bridge-accept-fwmark 0x1/0xff: the mark is set in the mask's bits alone; bits another tool set
+    before hotport (0x100 here) reach the chains after it."""
+    docker = nft_host.table("ip", "docker-bridges").replace("meta mark & 0x04000000 == 0x04000000",
+                                                            "meta mark & 0x000000ff == 0x00000001")
+    nft_host.run("nft", "-f", "-", data="delete table ip docker-bridges\n" + docker + """
+table ip other {
+    counter both_bits { }
+    chain before { type filter hook forward priority filter - 10; meta mark set 0x00000100; }
+    chain after { type filter hook forward priority filter + 10; meta mark 0x00000101 counter name both_bits; }
+}
+""")
+    assert apply(nft_host, ["8080:80"]).engine["accept_mark"] == "0x1/0xff"
+    assert wired("tcp", 8080) == "web"
+    counter = json.loads(nft_host.run("nft", "-j", "list", "counter", "ip", "other", "both_bits").stdout)
+    assert [item["counter"]["packets"] for item in counter["nftables"] if "counter" in item][0] > 0

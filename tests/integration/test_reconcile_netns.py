@@ -17,7 +17,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.apply import reconc
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 
 from ..conftest import BUILD
-from .conftest import ENGINE, HOST_ADDRESS6, Host, endpoint
+from .conftest import ENGINE, HOST_ADDRESS, HOST_ADDRESS6, Host, endpoint
 
 XTABLES_LOCK = "/run/xtables.lock"
 
@@ -461,3 +461,18 @@ def test_a_foreign_rule_with_a_tag_like_ours_is_never_touched(classic_host, appl
     saved = classic_host.save()
     assert '-A INPUT -p tcp -m tcp --dport 38080 -m comment --comment "hotport:0000deadbeef:tcp/38080" -j ACCEPT' in saved
     assert '--dport 1 -m comment --comment "hotport:0000deadbeef:tcp/38080" -j RETURN' in saved
+
+
+def udp_flows(host, port):
+    """conntrack's UDP entries to ``port`` in the namespace (its lines)."""
+    listing = host.run("conntrack", "-L", "-p", "udp", "--orig-port-dst", str(port), check=False).stdout
+    return [line for line in listing.splitlines() if "dport=%d" % port in line]
+
+
+def test_a_new_udp_mapping_forgets_the_flows_under_way_to_its_port(classic_host, apply):
+    """A flow that began before the mapping stays un-NATed until it is forgotten, as Docker forgets it."""
+    classic_host.run(sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                     ".sendto(b'x', (%r, 5353))" % HOST_ADDRESS)
+    assert udp_flows(classic_host, 5353), "no flow to forget: the test sent nothing"
+    apply(classic_host, ["5353:53/udp"])
+    assert udp_flows(classic_host, 5353) == []

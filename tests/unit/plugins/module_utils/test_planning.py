@@ -84,3 +84,26 @@ def test_arguments_are_quoted_the_way_iptables_restore_reads_them():
     rule = Rule("nat", "DOCKER", ("-m", "comment", "--comment", 'a "b" c', "-j", "RETURN"))
     assert rule.line() == '-A DOCKER -m comment --comment "a \\"b\\" c" -j RETURN'
     assert parse_save("*nat\n%s\nCOMMIT\n" % rule.line())["nat"].rules("DOCKER")[0].args == rule.args
+
+
+def docker_publishes(host_ip, port):
+    """Tables where Docker publishes ``port`` on ``host_ip`` ('' for every address) to another container."""
+    destination = "-d %s/32 " % host_ip if host_ip else ""
+    return parse_save("*nat\n:DOCKER - [0:0]\n-A DOCKER %s! -i docker0 -p tcp -m tcp --dport %d -j DNAT "
+                      "--to-destination 172.17.0.5:443\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"
+                      % (destination, port))
+
+
+@pytest.mark.parametrize("docker_ip, request_spec", [
+    ("", "127.0.0.1:8443:443"),   # Docker on every address, hotport on one of them
+    ("127.0.0.1", "8443:443"),    # Docker on one address, hotport on every address
+    ("127.0.0.1", "127.0.0.1:8443:443"),
+])
+def test_a_host_port_docker_publishes_on_any_overlapping_address_conflicts(docker_ip, request_spec):
+    with pytest.raises(ConflictError, match="already published by Docker"):
+        plan(docker_publishes(docker_ip, 8443), parse_ports([request_spec]))
+
+
+def test_the_same_host_port_on_another_address_is_free():
+    result, stale = plan(docker_publishes("127.0.0.1", 8443), parse_ports(["127.0.0.2:8443:443"]))
+    assert result.add and not result.delete and not stale

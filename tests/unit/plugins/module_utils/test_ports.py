@@ -8,6 +8,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import (
     ("8080:80", [PortMapping("tcp", 8080, 80)]),
     ("8080:80/udp", [PortMapping("udp", 8080, 80)]),
     ("8080:80/SCTP", [PortMapping("sctp", 8080, 80)]),
+    ("65535:1", [PortMapping("tcp", 65535, 1)]),
+    ("1:65535/udp", [PortMapping("udp", 1, 65535)]),
     ("127.0.0.1:8080:80", [PortMapping("tcp", 8080, 80, "127.0.0.1", local_access=True)]),
     ("0.0.0.0:8080:80", [PortMapping("tcp", 8080, 80)]),
     ("9000-9002:7000-7002", [PortMapping("tcp", 9000, 7000), PortMapping("tcp", 9001, 7001),

@@ -2,6 +2,8 @@
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils import reconciler
+from ansible_collections.hotport.docker.plugins.module_utils.apply import Outcome
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import update_state
 
 NO_DAEMON = "unix:///nonexistent/hotport-test.sock"
 
@@ -98,3 +100,39 @@ def test_watch_applies_everything_once_docker_has_redone_its_rules_after_a_firew
     out = capsys.readouterr().out
     assert "following firewalld reloads" in out
     assert out.count("firewalld reloaded (Docker re-created its rules at 2026-11-23T00:00:00Z)") == 1
+
+
+def recording_requests(monkeypatch, fail_for=()):
+    """apply_request as the reconciler calls it, recording each request; containers in ``fail_for``
+    raise an error no handler expects."""
+    requests = []
+
+    def apply_request(runner, client, engine, request):
+        if request["container"] in fail_for:
+            raise TypeError("'int' object is not iterable")
+        requests.append((request["container"], request["state"]))
+        return None, Outcome(changed=False, engine={})
+
+    monkeypatch.setattr(reconciler, "apply_request", apply_request)
+    monkeypatch.setattr(reconciler, "remove_orphaned_rules", lambda runner, client, engine: 0)
+    return requests
+
+
+def test_an_entry_that_fails_unexpectedly_does_not_stop_the_entries_after_it(monkeypatch, capsys, tmp_path):
+    requests = recording_requests(monkeypatch, fail_for=("web",))
+    state = tmp_path / "m.json"
+    update_state(str(state), lambda entries: [{"container": "web", "ports": 5},
+                                               {"container": "db", "ports": ["15432:5432/tcp"]}])
+    assert reconciler.apply_all(None, None, None, str(state)) == 1
+    assert requests == [("db", "present")]
+    assert "FAILED web 5: unexpected TypeError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action, state", [("start", "present"), ("die", "absent")])
+def test_a_recorded_containers_start_applies_and_its_death_removes(monkeypatch, tmp_path, action, state):
+    requests = recording_requests(monkeypatch)
+    path = tmp_path / "m.json"
+    update_state(str(path), lambda entries: [{"container": "db", "ports": ["15432:5432/tcp"]}])
+    event = {"Type": "container", "Action": action, "Actor": {"ID": "d" * 64, "Attributes": {"name": "db"}}}
+    assert reconciler.handle_event(None, None, None, str(path), event) == 0
+    assert requests == [("db" if state == "present" else "d" * 64, state)]

@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils import apply
-from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import DockerError, EngineInfo, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import (
@@ -19,9 +19,10 @@ class Client:
     """The Docker API calls a sidecar run makes, answered from memory: ``listed`` container
     summaries, ``images`` {image ID: its labels}."""
 
-    def __init__(self, listed=(), images=None):
+    def __init__(self, listed=(), images=None, refuse_creates=0):
         self.listed = list(listed)
         self.images = images or {}
+        self.refuse_creates = refuse_creates  # how many creates fail before they succeed
         self.created, self.configs, self.removed = [], [], []
 
     def containers(self):
@@ -31,6 +32,9 @@ class Client:
         return {"Config": {"Labels": self.images.get(image)}}
 
     def create_container(self, name, config):
+        if self.refuse_creates:
+            self.refuse_creates -= 1
+            raise DockerError(409, "Conflict: the engine refused the container")
         self.created.append(name)
         self.configs.append(config)
         return "f" * 64
@@ -54,8 +58,8 @@ def sidecar_summary(image_id="sha256:plain", command=None, **changed):
     return summary
 
 
-def run(client, state="present", ports=("8080:80",), exists=lambda container_id: True):
-    return apply.reconcile(None, WEB, EngineInfo("20.10.24", "1.41", "iptables"), parse_ports(list(ports)),
+def run(client, state="present", ports=("8080:80",), exists=lambda container_id: True, endpoint=WEB):
+    return apply.reconcile(None, endpoint, EngineInfo("20.10.24", "1.41", "iptables"), parse_ports(list(ports)),
                            state=state, publisher=SidecarPublisher(client, "hotport/target"),
                            container_exists=exists)
 
@@ -132,3 +136,27 @@ def test_a_sidecar_run_that_sees_a_kernel_publisher_takes_no_host_lock_and_check
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
     assert outcome.changed and client.created == ["hotport-web-tcp-8080"]
+
+
+def test_a_sidecar_whose_target_moved_is_replaced():
+    client = Client([sidecar_summary()])
+    moved = Endpoint(WEB.container_id, "web", "172.17.0.3", "bridge", "docker0")
+    assert run(client, endpoint=moved).changed
+    assert client.removed == ["e" * 64] and client.configs[0]["Cmd"][1] == "TCP-CONNECT:172.17.0.3:80"
+
+
+def test_a_udp_sidecar_relays_udp():
+    client = Client()
+    run(client, ports=("5353:53/udp",))
+    config = client.configs[0]
+    assert config["Cmd"] == ["UDP-RECVFROM:53,fork,reuseaddr", "UDP-SENDTO:172.17.0.2:53"]
+    assert list(config["ExposedPorts"]) == ["53/udp"] and list(config["HostConfig"]["PortBindings"]) == ["53/udp"]
+
+
+def test_a_failed_create_puts_back_the_sidecar_it_replaced():
+    client = Client([sidecar_summary()], refuse_creates=1)
+    with pytest.raises(SidecarError, match="Everything was undone; nothing was changed"):
+        run(client, ports=("8080:81",))
+    old = Sidecar(4, "tcp", "", 8080, 80, WEB.container_id, "web", "bridge", "172.17.0.2", "hotport/target")
+    assert client.removed == ["e" * 64] and client.created == [old.container_name()]
+    assert client.configs[0]["Cmd"] == old.command() and client.configs[0]["Labels"] == old.labels()

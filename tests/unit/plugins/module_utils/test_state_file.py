@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import os
 import stat
+import tempfile
 
 import pytest
 
@@ -131,3 +132,18 @@ def test_a_huge_or_deep_state_file_is_a_clear_error(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(StateFileError, match=message):
         load_state(str(path))
+
+
+def test_the_temporary_file_is_written_beside_the_state_file_not_in_tmpdir(tmp_path, monkeypatch):
+    """A host whose /tmp is another file system (a tmpfs) cannot rename a temporary file from there."""
+    elsewhere = tmp_path / "tmpfs"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: renamed.append((source, target)) or
+                        real_replace(source, target))
+    path = tmp_path / "etc" / "mappings.json"
+    assert update_state(str(path), lambda entries: [DB]) is True
+    assert [os.path.dirname(source) for source, target in renamed] == [str(path.parent)]
+    assert list(elsewhere.iterdir()) == []
