@@ -36,6 +36,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.planner import MappingRequest  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for  # noqa: E402
 import saved_results  # noqa: E402
 
 RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "classic.rules")
@@ -76,6 +78,12 @@ def mappings(count):
     return [PortMapping("tcp", 20000 + index, 80) for index in range(count)]
 
 
+def mapped(runner, engine, count, lock):
+    """One run of reconcile() mapping ``count`` ports to WEB, as the module makes it."""
+    return reconcile(runner, engine, publisher_for(runner, engine), MappingRequest(WEB, tuple(mappings(count))),
+                     lock_path=lock)
+
+
 def rules(count):
     return [rule for mapping in mappings(count) for rule in Layout().render(mapping, WEB)]
 
@@ -97,8 +105,8 @@ def hotport(count):
     with Namespace() as ns, tempfile.TemporaryDirectory() as tmp:
         runner = ProcessRunner(ns.prefix)
         lock = os.path.join(tmp, "lock")
-        apply = timed(lambda: reconcile(runner, WEB, ENGINE, mappings(count), lock_path=lock))
-        rerun = timed(lambda: reconcile(runner, WEB, ENGINE, mappings(count), lock_path=lock))
+        apply = timed(lambda: mapped(runner, ENGINE, count, lock))
+        rerun = timed(lambda: mapped(runner, ENGINE, count, lock))
         assert len([line for line in ns.run(["iptables-nft-save"]).stdout.splitlines() if "hotport:" in line]) == 3 * count
     return apply, rerun
 
@@ -107,8 +115,8 @@ def nftables(count):
     with Namespace(nft=True) as ns, tempfile.TemporaryDirectory() as tmp:
         runner = ProcessRunner(ns.prefix)
         lock = os.path.join(tmp, "lock")
-        apply = timed(lambda: reconcile(runner, WEB, NFT_ENGINE, mappings(count), lock_path=lock))
-        rerun = timed(lambda: reconcile(runner, WEB, NFT_ENGINE, mappings(count), lock_path=lock))
+        apply = timed(lambda: mapped(runner, NFT_ENGINE, count, lock))
+        rerun = timed(lambda: mapped(runner, NFT_ENGINE, count, lock))
         assert ns.run(["nft", "list", "table", "ip", "hotport"]).stdout.count(": 172.17.0.2 . 80") == count
     return apply, rerun
 

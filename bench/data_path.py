@@ -36,6 +36,8 @@ from ansible_collections.hotport.docker.plugins.module_utils import docker_api  
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.planner import MappingRequest  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher  # noqa: E402
 
 IMAGE = "hotport/bench"
@@ -155,21 +157,23 @@ class Bench:
         self.runner = ProcessRunner()
         self.mapped = []
         self.sidecars = [PortMapping("tcp", host_port, port) for port, host_port in SIDECAR_PORTS.items()]
-        reconcile(self.runner, self.endpoint, self.engine, self.sidecars,
-                  publisher=SidecarPublisher(self.client, IMAGE))
+        self.reconcile(self.sidecars, SidecarPublisher(self.client, IMAGE))
         time.sleep(1)  # the servers start listening
         return self
 
     def map(self, mappings):
         """Install exactly `mappings` for the server container (one reconcile, appended in order)."""
-        reconcile(self.runner, self.endpoint, self.engine, mappings, exclusive=True)
+        self.reconcile(mappings, exclusive=True)
         self.mapped = mappings
+
+    def reconcile(self, mappings, publisher=None, **request):
+        publisher = publisher or publisher_for(self.runner, self.engine)
+        reconcile(self.runner, self.engine, publisher, MappingRequest(self.endpoint, tuple(mappings), **request))
 
     def __exit__(self, *exc):
         if self.mapped:
-            reconcile(self.runner, self.endpoint, self.engine, self.mapped, state="absent")
-        reconcile(self.runner, self.endpoint, self.engine, self.sidecars, state="absent",
-                  publisher=SidecarPublisher(self.client, IMAGE))
+            self.reconcile(self.mapped, state="absent")
+        self.reconcile(self.sidecars, SidecarPublisher(self.client, IMAGE), state="absent")
         subprocess.run(["iptables", "-w", "-D"] + self.direct_rule, check=False)
         subprocess.run(["docker", "rm", "-f"] + list(NAMES), capture_output=True, check=False)
         subprocess.run([CLIENT_NETNS, "down"], check=False)

@@ -51,8 +51,8 @@ class Engine:
 
 
 def trace(call):
-    """Run ``call()`` -> (files entered, calls, switches) within plugins/."""
-    files, counts = set(), {"calls": 0, "switches": 0}
+    """Run ``call()`` -> ({file:function: calls}, {calls, switches}) within plugins/."""
+    files, counts = {}, {"calls": 0, "switches": 0}
 
     def profile(frame, event, arg):
         if event != "call":
@@ -60,7 +60,8 @@ def trace(call):
         path = os.path.realpath(frame.f_code.co_filename)
         if not path.startswith(PLUGINS):
             return
-        files.add(path)
+        name = "%s:%s" % (os.path.relpath(path, PLUGINS), frame.f_code.co_name)
+        files[name] = files.get(name, 0) + 1
         counts["calls"] += 1
         caller = frame.f_back
         if caller is None or os.path.realpath(caller.f_code.co_filename) != path:
@@ -85,7 +86,11 @@ def main():
             files, counts = trace(lambda: apply_request(host.runner, Engine(), engine, request))
         finally:
             host.close()
-        print(json.dumps(dict(publisher=backend, files=len(files), plugin_files=plugin_files, **counts)))
+        entered = set(name.partition(":")[0] for name in files)
+        print(json.dumps(dict(publisher=backend, files=len(entered), plugin_files=plugin_files, **counts)))
+        if os.environ.get("TRACE_DETAIL"):
+            for name, calls in sorted(files.items(), key=lambda pair: -pair[1]):
+                print("  %5d %s" % (calls, name))
 
 
 if __name__ == "__main__":

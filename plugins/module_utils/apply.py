@@ -1,19 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Desired mappings of one container -> published, through the engine's publisher.
+"""A MappingRequest (planner.py) -> published, through the publisher registry.py chose.
 
 The one entry point that the module and the reconciler service call (through desired.py):
-under the host lock, read the live state once, plan (planner.py), check the host's own
-sockets and addresses, apply in one transaction, retry on a fresh read when the ruleset
-changed under us.
+under the host lock, read the live state once (a publisher's Snapshot), plan (planner.py),
+check the host's own sockets and addresses, apply in one transaction, retry on a fresh read
+when the ruleset changed under us (transaction). Also the reconciler's sweep of removed
+containers' rules (remove_orphans).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ResolveError
@@ -21,12 +21,9 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import (
     clashing_listeners, forget_udp_flows, interface_addresses, listeners, own_addresses)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
-    ConflictError, fresh_mappings, plan_family, whole_container)
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
-    LayoutError, NetfilterError, require_kernel_reach)
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftablesPublisher
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
+    ConflictError, fresh_mappings, plan_family)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError, Plan
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher
 from ansible_collections.hotport.docker.plugins.module_utils.runners import LOCK_PATH, HostLock
 
 ATTEMPTS = 3
@@ -46,34 +43,11 @@ class Outcome:
     warnings: list = field(default_factory=list)
 
 
-def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=None, local=True):
-    """The publisher: a sidecar when asked for; otherwise kernel rules, where Docker's firewall
-    backend decides which (its publisher refuses, by name, set-ups it cannot write to). ``local``:
-    the engine is this machine's, whose kernel mappings a sidecar must not collide with."""
-    if method == "sidecar":
-        kernel = None  # no kernel mappings can exist (rootless, another machine's engine) or be read (no root)
-        if local:
-            try:
-                kernel = kernel_publisher(runner, engine)
-            except LayoutError:
-                pass
-        return SidecarPublisher(client, sidecar_image, kernel)
-    return kernel_publisher(runner, engine)
-
-
-def kernel_publisher(runner, engine):
-    """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish)."""
-    require_kernel_reach(engine, is_root=os.geteuid() == 0)
-    if (engine.firewall_backend or "").lower().startswith("nftables"):
-        return NftablesPublisher(runner, engine)
-    return IptablesPublisher(runner, engine)
-
-
-def engine_facts(engine, publisher=None, live=None):
+def engine_facts(engine, publisher=None, snapshot=None):
     """What the modules report about the engine (and the publisher, when one read it)."""
     facts = dict(version=engine.version, api_version=engine.api_version, firewall_backend=engine.firewall_backend)
     if publisher is not None:
-        facts.update(publisher.facts(live))
+        facts.update(publisher.facts(snapshot))
     return facts
 
 
@@ -104,35 +78,6 @@ def check_reservation(runner, mappings, addresses):
     if errors:
         raise ConflictError("; ".join(errors) + ". Nothing was changed: choose a free host port, or stop "
                             "what holds it first.")
-
-
-def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode=False):
-    """Delete, in one transaction, every hotport rule (any table and chain, both families) whose
-    container is not among ``existing_ids`` (full IDs of every container, running or not) -> the
-    removed rules' texts. dockerd empties its own chains when it starts, which takes a removed
-    container's DNAT but leaves the rest of its rules, forwarding nowhere or to a stranger."""
-    publisher = kernel_publisher(runner, engine)
-
-    def removed(short_id):
-        return not any(container_id.startswith(short_id) for container_id in existing_ids)
-
-    with HostLock(lock_path):
-        for attempt in range(1, ATTEMPTS + 1):
-            live = publisher.read()
-            plans = {}
-            for family in sorted(publisher.families(live)):
-                plans[family] = publisher.new_plan()
-                plans[family].delete = [rule for rule in publisher.owned(live, family)
-                                        if owner_id(rule) and removed(owner_id(rule))]
-            if check_mode:
-                break
-            try:
-                publisher.apply(live, plans)
-                break
-            except NetfilterError:
-                if attempt == ATTEMPTS:
-                    raise
-    return [rule.text() for plan in plans.values() for rule in plan.delete]
 
 
 def host_interfaces(runner):
@@ -173,60 +118,89 @@ def check_destination(interfaces, endpoint, families):
                     ", ".join(str(subnet) for subnet in subnets) or "no IPv%d subnet" % family))
 
 
-def reconcile(runner, endpoint, engine, mappings, state="present", exclusive=False, check_mode=False,
-              container_exists=lambda container_id: True, lock_path=LOCK_PATH, publisher=None):
-    """Bring this container's published mappings (IPv4 and IPv6) to the desired state -> Outcome.
+def transaction(publisher, read, plan, check_mode=False, lock=NO_LOCK):
+    """Under ``lock``: read the live state (``read()`` -> Snapshot), plan ({family: Plan} =
+    ``plan(snapshot)``), apply in one transaction -> (snapshot, plans). A failed apply was rolled
+    back: the ruleset may have changed between read and write (dockerd at work), so read and plan
+    again, up to ATTEMPTS times. In check mode nothing is applied."""
+    with lock:
+        for attempt in range(1, ATTEMPTS + 1):
+            snapshot = read()
+            plans = plan(snapshot)
+            if check_mode:
+                break
+            try:
+                publisher.apply(snapshot, plans)
+                break
+            except NetfilterError:
+                if attempt == ATTEMPTS:
+                    raise
+    return snapshot, plans
+
+
+def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode=False):
+    """Delete, in one transaction, every hotport rule (any table and chain, both families) whose
+    container is not among ``existing_ids`` (full IDs of every container, running or not) -> the
+    removed rules' texts. dockerd empties its own chains when it starts, which takes a removed
+    container's DNAT but leaves the rest of its rules, forwarding nowhere or to a stranger."""
+    publisher = kernel_publisher(runner, engine)
+
+    def removed(short_id):
+        return not any(container_id.startswith(short_id) for container_id in existing_ids)
+
+    def plan(snapshot):
+        return dict((family, Plan(delete=[rule for rule in snapshot.owned(family)
+                                          if owner_id(rule) and removed(owner_id(rule))]))
+                    for family in sorted(snapshot.families()))
+
+    plans = transaction(publisher, publisher.read, plan, check_mode, HostLock(lock_path))[1]
+    return [rule.text() for plan in plans.values() for rule in plan.delete]
+
+
+def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LOCK_PATH):
+    """Bring the published mappings (IPv4 and IPv6) of ``request``'s container (a MappingRequest) to
+    the desired state -> Outcome.
 
     Raises ConflictError or a PublisherError (LayoutError, NetfilterError), always with nothing
     changed.
     """
-    publisher = publisher or publisher_for(runner, engine)
-    short_id = endpoint.container_id[:12]
-    whole = whole_container(state, exclusive, mappings)
-    checked = publisher.kernel and state == "present"
+    endpoint, short_id = request.endpoint, request.short_id
+    checked = publisher.kernel and request.present
     if checked:
         interfaces = host_interfaces(runner)
-        check_destination(interfaces, endpoint, set(mapping.family for mapping in mappings))
-    with (HostLock(lock_path) if publisher.kernel else NO_LOCK):
-        for attempt in range(1, ATTEMPTS + 1):
-            live = publisher.read(mappings, short_id)
-            families = publisher.families(live)
-            ipv6 = [mapping.spec() for mapping in mappings if mapping.family == 6]
-            if ipv6 and 6 not in families and state == "present":
-                raise LayoutError(publisher.ipv6_refusal(ipv6))
-            plans, stale, fresh = {}, set(), []
-            for family in sorted(families):
-                of_family = [mapping for mapping in mappings if mapping.family == family]
-                claims = publisher.claims(live, family) if state == "present" else []
-                plans[family], taken = plan_family(publisher, live, family, claims, endpoint, of_family,
-                                                   state, whole, container_exists)
-                stale.update((family, tag) for tag in taken)
-                if state == "present":
-                    fresh += fresh_mappings(claims, endpoint, of_family)
-            added = [rule for plan in plans.values() for rule in plan.add]
-            deleted = [rule for plan in plans.values() for rule in plan.delete]
-            if checked:
-                check_reservation(runner, fresh, own_addresses(interfaces))
-            if not check_mode:
-                publisher.prepare(live, endpoint, added)
-            try:
-                if not check_mode:
-                    publisher.apply(live, plans)
-                break
-            except NetfilterError:
-                # The ruleset may have changed between read and write (dockerd at work):
-                # the failed transaction was rolled back, so read again and re-plan.
-                if attempt == ATTEMPTS:
-                    raise
+        check_destination(interfaces, endpoint, set(mapping.family for mapping in request.mappings))
+    stale = set()
 
+    def plan(snapshot):
+        families = snapshot.families()
+        ipv6 = [mapping.spec() for mapping in request.of_family(6)]
+        if ipv6 and 6 not in families and request.present:
+            raise LayoutError(publisher.ipv6_refusal(ipv6))
+        plans, fresh = {}, []
+        stale.clear()
+        for family in sorted(families):
+            plans[family], taken = plan_family(publisher, snapshot, request, family)
+            stale.update((family, tag) for tag in taken)
+            if request.present:
+                fresh += fresh_mappings(snapshot.claims(family), request, family)
+        if checked:
+            check_reservation(runner, fresh, own_addresses(interfaces))
+        if not check_mode:
+            publisher.prepare(snapshot, endpoint, [rule for plan in plans.values() for rule in plan.add])
+        return plans
+
+    snapshot, plans = transaction(publisher, lambda: publisher.read(request.mappings, short_id), plan, check_mode,
+                                  HostLock(lock_path) if publisher.kernel else NO_LOCK)
+    added = [rule for plan in plans.values() for rule in plan.add]
+    deleted = [rule for plan in plans.values() for rule in plan.delete]
     removed = set(rule.same_as for rule in deleted)
-    before = [rule for family in sorted(families) for rule in publisher.owned(live, family)
+    before = [rule for family in sorted(snapshot.families()) for rule in snapshot.owned(family)
               if (family, rule.owner_tag) in stale or owner_id(rule) == short_id]
     after = [rule for rule in before if rule.same_as not in removed]
     kept = set(rule.same_as for rule in after)
     after += [rule for rule in added if rule.same_as not in kept]
     outcome = Outcome(
-        changed=bool(added or deleted), engine=engine_facts(engine, publisher, live),
+        changed=bool(added or deleted), engine=engine_facts(engine, publisher, snapshot),
         added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
         mappings=current_mappings(publisher, after, short_id), before=before, after=after)
     if stale:

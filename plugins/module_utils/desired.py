@@ -11,10 +11,11 @@ mapping restored at boot is computed exactly as the playbook computed it. The st
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
-from ansible_collections.hotport.docker.plugins.module_utils.apply import publisher_for, reconcile
-from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
+from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, MappingRequest
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for
 
 # What apply_request raises with nothing changed, each with a message naming the fix.
 REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, ConflictError, PublisherError)
@@ -27,15 +28,9 @@ def apply_request(runner, client, engine, request, check_mode=False):
     allowed_sources, local_access, method, sidecar_image.
     """
     state = request.get("state") or "present"
-    method = request.get("method") or "kernel"
-    local = client.connection.is_local()
-    if method == "kernel" and not local:
-        raise docker_api.ResolveError(
-            "method: kernel writes the firewall of the machine this runs on, and docker_host %s is another "
-            "machine's engine: rules here cannot reach its containers. Run the task on the engine's host "
-            "(its inventory entry, or delegate_to), or use method: sidecar, which publishes through the "
-            "engine itself. Nothing was changed." % client.base_url)
     mappings = request_mappings(request)
+    publisher = publisher_for(runner, engine, client, request.get("method") or "kernel", request.get("sidecar_image"),
+                              client.connection.is_local())
     if state == "present":
         if not mappings:
             raise PortSpecError("ports is empty; give at least one mapping such as '8080:80'.")
@@ -43,12 +38,9 @@ def apply_request(runner, client, engine, request, check_mode=False):
         docker_api.require_addresses(endpoint, mappings)
     else:
         endpoint = docker_api.endpoint_for_removal(client, request["container"])
-    publisher = publisher_for(runner, engine, client, method, request.get("sidecar_image"), local)
-    outcome = reconcile(
-        runner, endpoint, engine, mappings, state=state, exclusive=bool(request.get("exclusive")),
-        check_mode=check_mode, publisher=publisher,
-        container_exists=lambda container_id: docker_api.container_exists(client, container_id))
-    return endpoint, outcome
+    wanted = MappingRequest(endpoint, tuple(mappings), state, bool(request.get("exclusive")),
+                            lambda container_id: docker_api.container_exists(client, container_id))
+    return endpoint, reconcile(runner, engine, publisher, wanted, check_mode)
 
 
 def request_mappings(request):

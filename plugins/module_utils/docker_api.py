@@ -228,8 +228,8 @@ def endpoint_for_removal(client, container):
         if not re.match(r"^[0-9a-f]{12,64}$", container):
             raise ResolveError(
                 "container %r not found. To remove the mappings of a container that no longer "
-                "exists, give its ID: rules are tagged hotport:<first 12 characters of the ID>, "
-                "see `iptables-save | grep hotport:`." % container)
+                "exists, give its ID: hotport.docker.container_port_map_info lists every mapping with "
+                "its tag, hotport:<first 12 characters of the ID>." % container)
         return Endpoint(container, "", "", "", "")
     try:
         name = engine_answers.docker_name(attrs.get("Name"), "container") if attrs.get("Name") else ""

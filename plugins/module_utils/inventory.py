@@ -28,31 +28,12 @@ def _addressless_view(facts):
     return _container_view(Endpoint(facts.container_id, facts.name, "", "", ""), facts.running)
 
 
-def _hotport_status(publisher, live, tag, family, ip, containers, present_rules, mapping):
-    """(container view or None, stale reason or '', complete) of one of our mappings."""
-    matches = [facts for facts in containers if facts.container_id.startswith(tag[0])]
-    if not matches:
-        return None, "container removed", False
-    facts = matches[0]
-    placeholder = _addressless_view(facts)
-    if not facts.running:
-        return placeholder, "container stopped", False
-    at = [endpoint for endpoint in facts.endpoints if endpoint.address(family) == ip]
-    if not at:
-        now = ", ".join("%s on %s" % (endpoint.address(family), endpoint.network)
-                        for endpoint in facts.endpoints if endpoint.address(family))
-        return placeholder, "address changed (container now at %s)" % (now or "no address"), False
-    wanted = publisher.render(live, mapping, at[0])
-    complete = all(rule.same_as in present_rules for rule in wanted)
-    return _container_view(at[0], True), "", complete
-
-
-def inventory(publisher, live, containers, sockets=()):
-    """The live state a publisher read, every container's ContainerFacts and the host's
-    listening sockets -> list of dicts, one per published host port and family, sorted."""
+def inventory(publisher, snapshot, containers, sockets=()):
+    """A kernel publisher's Snapshot, every container's ContainerFacts and the host's listening
+    sockets -> list of dicts, one per published host port and family, sorted."""
     found = []
-    for family in sorted(publisher.families(live)):
-        found += _published(publisher, live, family, containers, sockets)
+    for family in sorted(snapshot.families()):
+        found += _FamilyListing(publisher, snapshot, family, containers).items(sockets)
     _mark_clashes(found)
     return sorted(found, key=item_order)
 
@@ -62,67 +43,89 @@ def item_order(item):
     return item["protocol"], item["host_port"], item["host_ip"], item["owner"]
 
 
-def _item(**fields):
+def listing_item(**fields):
     """One item of the listing: what nobody says otherwise is a kernel mapping, whole and fresh."""
-    item = {"owner": "hotport", "method": "kernel", "tag": "", "stale": False, "stale_reason": "",
-            "complete": True, "container": None, "allowed_sources": [], "local_access": False,
-            "clashes_with": []}
-    item.update(fields)
-    return item
+    found = {"owner": "hotport", "method": "kernel", "tag": "", "stale": False, "stale_reason": "",
+             "complete": True, "container": None, "allowed_sources": [], "local_access": False,
+             "clashes_with": []}
+    found.update(fields)
+    return found
 
 
-def _published(publisher, live, family, containers, sockets):
-    """The items of one family."""
-    present_rules = publisher.present(live, family)
-    ours = publisher.mappings_of(publisher.owned(live, family))
-    by_ip = dict((endpoint.address(family), (endpoint, facts.running))
-                 for facts in containers for endpoint in facts.endpoints if endpoint.address(family))
-    found = []
-    for claim in publisher.claims(live, family):
-        ip, container_port = claim.container_ip, claim.container_port
-        tag = parse_owner_tag(claim.owner_tag)
-        for offset, host_port in enumerate(range(claim.first, claim.last + 1)):
-            item = _item(owner="hotport" if tag else "docker", protocol=claim.protocol,
-                         host_ip=claim.host_ip or ANY_ADDRESS[family], host_port=host_port, container_ip=ip,
-                         container_port=None if container_port is None else container_port + offset,
-                         tag=claim.owner_tag or "")
-            mapping = ours.get((family, claim.owner_tag)) if tag else None
-            if mapping:
-                item["container"], item["stale_reason"], item["complete"] = _hotport_status(
-                    publisher, live, tag, family, ip, containers, present_rules, mapping)
-                item["stale"] = bool(item["stale_reason"])
-                item["allowed_sources"], item["local_access"] = list(mapping.allowed_sources), mapping.local_access
-                item["clashes_with"] = ["socket:" + listener.describe()
-                                        for listener in clashing_listeners(sockets, mapping)]
-            elif ip in by_ip:
-                item["container"] = _container_view(*by_ip[ip])
-            found.append(item)
-    return found + _without_dnat(publisher, live, family, containers)
+class _FamilyListing:
+    """The items of one address family of a snapshot."""
 
+    def __init__(self, publisher, snapshot, family, containers):
+        self.publisher, self.snapshot, self.family, self.containers = publisher, snapshot, family, containers
+        self.claims = snapshot.claims(family)
+        self.ours = publisher.mappings_of(snapshot.owned(family))
 
-def _without_dnat(publisher, live, family, containers):
-    """Items for hotport rules whose mapping claims no host port any more: dockerd emptied its
-    chains (the DNAT went with them) and the rest stayed. Of a removed container they are orphans
-    that nothing forwards for (the reconciler's passes remove them); of a container that exists,
-    a re-run writes the DNAT back."""
-    claimed = set(claim.owner_tag for claim in publisher.claims(live, family) if claim.owner_tag)
-    counts = {}
-    for rule in publisher.owned(live, family):
-        if parse_owner_tag(rule.owner_tag) and rule.owner_tag not in claimed:
-            counts[rule.owner_tag] = counts.get(rule.owner_tag, 0) + 1
-    items = []
-    for tag, count in sorted(counts.items()):
-        short_id, protocol, host_port = parse_owner_tag(tag)
-        facts = next((facts for facts in containers if facts.container_id.startswith(short_id)), None)
-        if facts is None:
-            reason = "orphaned: container removed, %d rule(s) left without their DNAT" % count
-        else:
-            reason = "incomplete: %d rule(s) left without their DNAT (dockerd restarted?); a re-run " \
-                     "writes it back" % count
-        items.append(_item(protocol=protocol, host_ip=ANY_ADDRESS[family], host_port=host_port,
-                           container_ip="", container_port=None, tag=tag, stale=True, stale_reason=reason,
-                           complete=False, container=facts and _addressless_view(facts)))
-    return items
+    def items(self, sockets):
+        family = self.family
+        by_ip = dict((endpoint.address(family), (endpoint, facts.running))
+                     for facts in self.containers for endpoint in facts.endpoints if endpoint.address(family))
+        found = []
+        for claim in self.claims:
+            ip, container_port = claim.container_ip, claim.container_port
+            tag = parse_owner_tag(claim.owner_tag)
+            for offset, host_port in enumerate(range(claim.first, claim.last + 1)):
+                listed = listing_item(owner="hotport" if tag else "docker", protocol=claim.protocol,
+                                      host_ip=claim.host_ip or ANY_ADDRESS[family], host_port=host_port, container_ip=ip,
+                                      container_port=None if container_port is None else container_port + offset,
+                                      tag=claim.owner_tag or "")
+                mapping = self.ours.get((family, claim.owner_tag)) if tag else None
+                if mapping:
+                    listed["container"], listed["stale_reason"], listed["complete"] = self.status(tag, ip, mapping)
+                    listed["stale"] = bool(listed["stale_reason"])
+                    listed["allowed_sources"], listed["local_access"] = list(mapping.allowed_sources), mapping.local_access
+                    listed["clashes_with"] = ["socket:" + listener.describe()
+                                              for listener in clashing_listeners(sockets, mapping)]
+                elif ip in by_ip:
+                    listed["container"] = _container_view(*by_ip[ip])
+                found.append(listed)
+        return found + self.without_dnat()
+
+    def status(self, tag, ip, mapping):
+        """(container view or None, stale reason or '', complete) of one of our mappings."""
+        matches = [facts for facts in self.containers if facts.container_id.startswith(tag[0])]
+        if not matches:
+            return None, "container removed", False
+        facts = matches[0]
+        placeholder = _addressless_view(facts)
+        if not facts.running:
+            return placeholder, "container stopped", False
+        at = [endpoint for endpoint in facts.endpoints if endpoint.address(self.family) == ip]
+        if not at:
+            now = ", ".join("%s on %s" % (endpoint.address(self.family), endpoint.network)
+                            for endpoint in facts.endpoints if endpoint.address(self.family))
+            return placeholder, "address changed (container now at %s)" % (now or "no address"), False
+        present = self.snapshot.present(self.family)
+        complete = all(rule.same_as in present for rule in self.publisher.render(self.snapshot, mapping, at[0]))
+        return _container_view(at[0], True), "", complete
+
+    def without_dnat(self):
+        """Items for hotport rules whose mapping claims no host port any more: dockerd emptied its
+        chains (the DNAT went with them) and the rest stayed. Of a removed container they are orphans
+        that nothing forwards for (the reconciler's passes remove them); of a container that exists,
+        a re-run writes the DNAT back."""
+        claimed = set(claim.owner_tag for claim in self.claims if claim.owner_tag)
+        counts = {}
+        for rule in self.snapshot.owned(self.family):
+            if parse_owner_tag(rule.owner_tag) and rule.owner_tag not in claimed:
+                counts[rule.owner_tag] = counts.get(rule.owner_tag, 0) + 1
+        items = []
+        for tag, count in sorted(counts.items()):
+            short_id, protocol, host_port = parse_owner_tag(tag)
+            facts = next((facts for facts in self.containers if facts.container_id.startswith(short_id)), None)
+            if facts is None:
+                reason = "orphaned: container removed, %d rule(s) left without their DNAT" % count
+            else:
+                reason = "incomplete: %d rule(s) left without their DNAT (dockerd restarted?); a re-run " \
+                         "writes it back" % count
+            items.append(listing_item(protocol=protocol, host_ip=ANY_ADDRESS[self.family], host_port=host_port,
+                                      container_ip="", container_port=None, tag=tag, stale=True, stale_reason=reason,
+                                      complete=False, container=facts and _addressless_view(facts)))
+        return items
 
 
 def _overlap(one, other):
@@ -154,33 +157,3 @@ def listed_once(kernel_items, sidecars):
     return sorted([item for item in kernel_items
                    if not (item["owner"] == "docker" and (item["container"] or {}).get("name") in sidecar_names)]
                   + sidecars, key=item_order)
-
-
-def sidecar_items(live, containers):
-    """hotport's sidecars (a SidecarLive's) as items, with the name of each's ``sidecar``:
-    stale when the target is gone or stopped, when a sidecar forwarding by address no longer
-    finds the target there, or when the sidecar itself is not running."""
-    items = []
-    for sidecar in live.sidecars:
-        facts = next((facts for facts in containers if facts.container_id == sidecar.target_id), None)
-        endpoint = next((endpoint for endpoint in (facts.endpoints if facts else ())
-                         if endpoint.network == sidecar.network), None)
-        if facts is None:
-            reason = "container removed"
-        elif not facts.running:
-            reason = "container stopped"
-        elif not sidecar.running:
-            reason = "sidecar %s not running" % sidecar.name
-        elif endpoint is None or sidecar.forward_to not in (sidecar.target_name, endpoint.address(sidecar.family)):
-            reason = "address changed (sidecar forwards to %s)" % sidecar.forward_to
-        else:
-            reason = ""
-        items.append(_item(method="sidecar", protocol=sidecar.protocol,
-                           host_ip=sidecar.host_ip or ANY_ADDRESS[sidecar.family], host_port=sidecar.host_port,
-                           container_ip=endpoint.address(sidecar.family) if endpoint else "",
-                           container_port=sidecar.container_port, tag=sidecar.owner_tag,
-                           stale=bool(reason), stale_reason=reason, complete=sidecar.running,
-                           container={"id": sidecar.target_id, "name": sidecar.target_name,
-                                      "running": bool(facts and facts.running), "network": sidecar.network},
-                           sidecar=sidecar.name, local_access=True))
-    return items

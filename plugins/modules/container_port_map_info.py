@@ -166,11 +166,11 @@ engine:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api, docker_connection
-from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts, publisher_for
+from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
-from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once, sidecar_items
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher, sidecar_snapshot
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
@@ -204,9 +204,9 @@ def kernel_inventory(module, runner, engine, containers, sidecars, local):
                     "(hotport's kernel mappings and Docker's own published ports) a run here cannot read.")
         return [], engine_facts(engine)
     try:
-        publisher = publisher_for(runner, engine)
-        live = publisher.read()
-        return inventory(publisher, live, containers, listeners(runner)), engine_facts(engine, publisher, live)
+        publisher = kernel_publisher(runner, engine)
+        snapshot = publisher.read()
+        return inventory(publisher, snapshot, containers, listeners(runner)), engine_facts(engine, publisher, snapshot)
     except PublisherError as exc:
         if not sidecars:
             raise
@@ -222,7 +222,7 @@ def main():
         client = docker_api.connect_module(module)
         engine = docker_api.engine_info(client)
         containers = docker_api.container_facts(client)
-        sidecars = sidecar_items(SidecarPublisher(client).read(), containers)
+        sidecars = sidecar_snapshot(client).items(containers)
         kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars,
                                          client.connection.is_local())
     except (docker_api.ResolveError, PublisherError) as exc:

@@ -11,7 +11,9 @@ import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint
+from ansible_collections.hotport.docker.plugins.module_utils.planner import MappingRequest
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
 
@@ -115,12 +117,19 @@ class NftHost(Namespace):
         return [line.strip() for line in self.ruleset().splitlines() if "hotport:" in line]
 
 
+def reconcile_on(runner, engine, ep, mappings, lock_path, state="present", exclusive=False, check_mode=False,
+                 container_exists=lambda container_id: True, publisher=None):
+    """reconcile() of one request, as desired.apply_request makes it, on ``runner``'s host -> its Outcome."""
+    request = MappingRequest(ep, tuple(mappings), state, exclusive, container_exists)
+    return reconcile(runner, engine, publisher or publisher_for(runner, engine), request, check_mode, lock_path)
+
+
 @pytest.fixture
 def apply(tmp_path):
     """reconcile() on a namespace's iptables -> its Outcome (the nftables tests have their own)."""
     def run(host, ports, ep=None, sources=(), local=False, **kwargs):
-        return reconcile(host.runner, ep or endpoint(), ENGINE, parse_ports(ports, sources, local),
-                         lock_path=str(tmp_path / "lock"), **kwargs)
+        return reconcile_on(host.runner, kwargs.pop("engine", ENGINE), ep or endpoint(), parse_ports(ports, sources, local),
+                            str(tmp_path / "lock"), **kwargs)
     return run
 
 

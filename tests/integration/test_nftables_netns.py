@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from ansible_collections.hotport.docker.plugins.module_utils.apply import publisher_for, reconcile
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
@@ -17,8 +16,9 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Plan
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftRule
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher
 
-from .conftest import HOST_ADDRESS, Namespace, endpoint
+from .conftest import HOST_ADDRESS, Namespace, endpoint, reconcile_on
 
 ENGINE = EngineInfo("29.7.2", "1.55", "nftables")
 MARK = "meta mark set meta mark | 0x04000000"
@@ -27,8 +27,8 @@ MARK = "meta mark set meta mark | 0x04000000"
 @pytest.fixture
 def apply(tmp_path):
     def run(host, ports, ep=None, sources=(), local=False, **kwargs):
-        return reconcile(host.runner, ep or endpoint(), kwargs.pop("engine", ENGINE), parse_ports(ports, sources, local),
-                         lock_path=str(tmp_path / "lock"), **kwargs)
+        return reconcile_on(host.runner, kwargs.pop("engine", ENGINE), ep or endpoint(), parse_ports(ports, sources, local),
+                            str(tmp_path / "lock"), **kwargs)
     return run
 
 
@@ -196,9 +196,9 @@ def test_a_batch_whose_last_command_fails_changes_nothing(nft_host, apply):
     """nft commits a batch whole or not at all: the publisher's one transaction relies on it."""
     apply(nft_host, ["8080:80"])
     before = nft_host.ruleset()
-    publisher = publisher_for(nft_host.runner, ENGINE)
+    publisher = kernel_publisher(nft_host.runner, ENGINE)
     live = publisher.read()
-    plan = Plan(delete=publisher.owned(live, 4),
+    plan = Plan(delete=live.owned(4),
                 add=[NftRule(4, "nat-mappings", "tcp dport 9999 dnat to 172.17.0.2:80", "hotport:x:tcp/9999 0"),
                      NftRule(4, "no-such-chain", "tcp dport 9998 accept", "hotport:x:tcp/9998 0")])
     with pytest.raises(NetfilterError, match="nothing was changed"):
@@ -208,7 +208,7 @@ def test_a_batch_whose_last_command_fails_changes_nothing(nft_host, apply):
 
 def test_the_inventory_lists_dockers_ports_and_hotports(nft_host, apply):
     apply(nft_host, ["8080:80"])
-    publisher = publisher_for(nft_host.runner, ENGINE)
+    publisher = kernel_publisher(nft_host.runner, ENGINE)
     items = inventory(publisher, publisher.read(), containers=[])
     assert [(item["owner"], item["protocol"], item["host_ip"], item["host_port"], item["container_ip"])
             for item in items] == [

@@ -5,12 +5,12 @@ removed containers are removed wherever they stand, by the reconciler's sweep, b
 the same host port, and by state=absent with the container's ID."""
 import os
 
-from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile, remove_orphans
+from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist, persistable
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import strip_save_comments
 
-from .conftest import ENGINE, Namespace, endpoint
+from .conftest import ENGINE, Namespace, endpoint, reconcile_on
 from .test_nftables_netns import ENGINE as NFT_ENGINE, elements
 
 GONE = "beef" * 16
@@ -104,9 +104,8 @@ def test_absent_with_the_id_removes_leftovers_in_every_table(classic_host, apply
 
 def test_the_sweep_on_the_nftables_publisher(nft_host, tmp_path):
     def nft_apply(ports, container_id, **options):
-        reconcile(nft_host.runner, endpoint(ip="172.17.0.5", container_id=container_id, ip6="fd00:aa::5"), NFT_ENGINE,
-                  parse_ports(ports, options.get("sources", ()), options.get("local", False)),
-                  lock_path=str(tmp_path / "lock"))
+        reconcile_on(nft_host.runner, NFT_ENGINE, endpoint(ip="172.17.0.5", container_id=container_id, ip6="fd00:aa::5"),
+                     parse_ports(ports, options.get("sources", ()), options.get("local", False)), str(tmp_path / "lock"))
 
     nft_apply(["8080:80", "[::]:8080:80"], GONE)
     nft_apply(["8081:80"], GONE, sources=["198.18.0.0/30"], local=True)

@@ -13,11 +13,10 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import Iptables, apply_plan
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
 
 from ..conftest import BUILD
-from .conftest import ENGINE, HOST_ADDRESS, HOST_ADDRESS6, Host, endpoint
+from .conftest import ENGINE, HOST_ADDRESS, HOST_ADDRESS6, Host, endpoint, reconcile_on
 
 XTABLES_LOCK = "/run/xtables.lock"
 
@@ -218,8 +217,8 @@ def test_ruleset_changed_between_read_and_write_is_retried(host, apply, tmp_path
                 host.iptables(*shlex.split(ACCEPT.replace("-A DOCKER", "-D DOCKER")))
             return host.runner.run(argv, data)
 
-    outcome = reconcile(RacingRunner(), endpoint(ip="172.17.0.3"), ENGINE, parse_ports(["8080:80"]),
-                        lock_path=str(tmp_path / "lock"))
+    outcome = reconcile_on(RacingRunner(), ENGINE, endpoint(ip="172.17.0.3"), parse_ports(["8080:80"]),
+                           str(tmp_path / "lock"))
     assert RacingRunner.raced and outcome.changed
     assert sorted(host.tagged()) == sorted(line.replace("172.17.0.2", "172.17.0.3")
                                            for line in EXPECTED[host.ruleset])
@@ -242,7 +241,7 @@ def test_engines_without_docker_chains_are_refused_by_name(classic_host, tmp_pat
     classic_host.restore("*nat\n-F PREROUTING\n-F OUTPUT\n-F DOCKER\n-X DOCKER\nCOMMIT\n")
     pristine = classic_host.save()
     with pytest.raises(LayoutError, match=message):
-        reconcile(classic_host.runner, endpoint(), engine, parse_ports(["8080:80"]), lock_path=str(tmp_path / "lock"))
+        reconcile_on(classic_host.runner, engine, endpoint(), parse_ports(["8080:80"]), str(tmp_path / "lock"))
     assert classic_host.save() == pristine
 
 
@@ -335,9 +334,13 @@ def test_ten_concurrent_runs_leave_one_correct_state(host, tmp_path):
             "from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports\n"
             "from ansible_collections.hotport.docker.plugins.module_utils.apply import reconcile\n"
-            "reconcile(ProcessRunner(['ip', 'netns', 'exec', %r]), Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"
-            "          EngineInfo('test', 'test', 'iptables'), parse_ports(['8080:80', '90%%02d:80' %% int(sys.argv[1])]),\n"
-            "          lock_path=%r)\n" % (BUILD, host.name, endpoint().container_id, lock))
+            "from ansible_collections.hotport.docker.plugins.module_utils.planner import MappingRequest\n"
+            "from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for\n"
+            "runner, engine = ProcessRunner(['ip', 'netns', 'exec', %r]), EngineInfo('test', 'test', 'iptables')\n"
+            "request = MappingRequest(Endpoint(%r, 'web', '172.17.0.2', 'bridge', 'docker0'),\n"
+            "                         tuple(parse_ports(['8080:80', '90%%02d:80' %% int(sys.argv[1])])))\n"
+            "reconcile(runner, engine, publisher_for(runner, engine), request, lock_path=%r)\n"
+            % (BUILD, host.name, endpoint().container_id, lock))
     processes = [subprocess.Popen([sys.executable, "-c", code, str(index)]) for index in range(10)]
     assert [process.wait() for process in processes] == [0] * 10
     tagged = host.tagged()
@@ -441,8 +444,8 @@ def test_ipv6_failure_rolls_back_the_ipv4_changes_of_the_run(classic_host, apply
             return classic_host.runner.run(argv, data)
 
     with pytest.raises(NetfilterError, match="iptables-%s: a partial commit was rolled back" % classic_host.variant):
-        reconcile(FailingIp6Runner(), endpoint(), ENGINE, parse_ports(["8080:80", "[::]:8080:80"]),
-                  lock_path=str(tmp_path / "lock"))
+        reconcile_on(FailingIp6Runner(), ENGINE, endpoint(), parse_ports(["8080:80", "[::]:8080:80"]),
+                     str(tmp_path / "lock"))
     assert classic_host.save() == pristine
 
 

@@ -73,14 +73,40 @@ class Claim:
     container_port: int = None  # of the first host port
 
 
-class Publisher:
-    """One way to publish a host port: the interface that planner.py, apply.py and the
-    inventory use, implemented per backend (iptables.py, nftables.py, sidecar.py).
+class Snapshot:
+    """One publisher's live state, read once per attempt (Publisher.read), answering what the
+    planner and the inventory ask of it. Its rules (or sidecars) have ``family``, ``owner_tag``
+    (None when not hotport's), ``same_as`` (identity for diffing) and ``text()`` (what diff mode
+    shows)."""
 
-    A publisher's rule objects (``rules``) have ``family``, ``owner_tag`` (None when not
-    hotport's), ``same_as`` (identity for diffing) and ``text()`` (what diff mode shows). Its
-    live state (``live``) is read once per attempt and is the publisher's own object.
-    """
+    def families(self):
+        """Address families this engine can publish (4, and 6 where it has IPv6 rules)."""
+        raise NotImplementedError
+
+    def claims(self, family):
+        """Every published host port range of ``family``: [Claim]."""
+        raise NotImplementedError
+
+    def owned(self, family):
+        """hotport's rules of ``family``, in ruleset order."""
+        raise NotImplementedError
+
+    def present(self, family):
+        """Identities (``same_as``) of every rule of ``family``."""
+        raise NotImplementedError
+
+    def copies(self, family, rule):
+        """Live copies of the desired ``rule`` -> list (they carry what deleting them needs)."""
+        raise NotImplementedError
+
+    def misplaced(self, family, rule):
+        """Whether a live copy of ``rule`` stands where it never matches (it is written anew)."""
+        raise NotImplementedError
+
+
+class Publisher:
+    """One way to publish a host port (iptables.py, nftables.py, sidecar.py; registry.py chooses):
+    what acts. What is live is its Snapshot's to say."""
 
     name = ""
     # Writes the host's kernel rules: needs root and the host lock, and checks the host's own
@@ -88,44 +114,16 @@ class Publisher:
     kernel = True
 
     def read(self, mappings=None, short_id=None):
-        """The live state, as much of it as planning ``mappings`` of container ``short_id``
-        needs (everything when None)."""
-        raise NotImplementedError
-
-    def families(self, live):
-        """Address families this engine can publish (4, and 6 where it has IPv6 rules)."""
+        """The live state -> Snapshot, as much of it as planning ``mappings`` of container
+        ``short_id`` needs (everything when None)."""
         raise NotImplementedError
 
     def ipv6_refusal(self, specs):
         """Why IPv6 ``specs`` cannot be published on this engine, and the fix."""
         raise NotImplementedError
 
-    def claims(self, live, family):
-        """Every published host port range of ``family``: [Claim]."""
-        raise NotImplementedError
-
-    def owned(self, live, family):
-        """hotport's rules of ``family``, in ruleset order."""
-        raise NotImplementedError
-
-    def present(self, live, family):
-        """Identities (``same_as``) of every rule of ``family`` in the live state."""
-        raise NotImplementedError
-
-    def render(self, live, mapping, endpoint):
+    def render(self, snapshot, mapping, endpoint):
         """The rules that publish ``mapping`` to ``endpoint``, tagged as hotport's."""
-        raise NotImplementedError
-
-    def copies(self, live, family, rule):
-        """Live copies of the desired ``rule`` -> list (they carry what deleting them needs)."""
-        raise NotImplementedError
-
-    def misplaced(self, live, family, rule):
-        """Whether a live copy of ``rule`` stands where it never matches (it is written anew)."""
-        raise NotImplementedError
-
-    def new_plan(self):
-        """An empty plan of this publisher's kind: ``delete`` and ``add`` lists of rules."""
         raise NotImplementedError
 
     def mappings_of(self, rules):
@@ -135,17 +133,16 @@ class Publisher:
     def translated(self, added):
         """(family, protocol, host port) of every mapping whose address translation ``added``
         writes: its existing conntrack flows must be forgotten."""
-        raise NotImplementedError
+        return set()
 
-    def prepare(self, live, endpoint, added):
+    def prepare(self, snapshot, endpoint, added):
         """Host settings the ``added`` rules need, set before they are applied."""
-        raise NotImplementedError
 
-    def apply(self, live, plans):
+    def apply(self, snapshot, plans):
         """Apply {family: Plan} as one transaction: all of it, or nothing (rolled back)."""
         raise NotImplementedError
 
-    def facts(self, live):
+    def facts(self, snapshot):
         """What the modules report about this publisher and the engine's layout."""
         raise NotImplementedError
 

@@ -14,7 +14,8 @@ and a throwaway network namespace from the tests.
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, KernelPublisher, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
+    Claim, KernelPublisher, NetfilterError, Snapshot)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
     detect_layout, dnat_destination, host_port_claims, live_mappings)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
@@ -147,7 +148,7 @@ def apply_plans(steps):
         done.append((iptables, plan, before))
 
 
-class IptablesLive:
+class IptablesSnapshot(Snapshot):
     """What one read found: per family the Iptables and its parsed tables, and the layout."""
 
     def __init__(self, rulesets, layout):
@@ -171,6 +172,33 @@ class IptablesLive:
                             first_drop.setdefault((table.name, chain), index)
             self._placement[family] = positions, first_drop
         return self._placement[family]
+
+    def families(self):
+        return set(self.rulesets)
+
+    def claims(self, family):
+        claims = []
+        for rule, protocol, host_ip, first, last in host_port_claims(self.tables(family)["nat"]):
+            ip, port = dnat_destination(rule)
+            claims.append(Claim(rule, family, protocol, host_ip, first, last, rule.owner_tag, ip, port))
+        return claims
+
+    def owned(self, family):
+        return owned_rules(self.tables(family))
+
+    def present(self, family):
+        return set(self.placement(family)[0])
+
+    def copies(self, family, rule):
+        # iptables -D deletes the first rule equal to the spec: the rule itself is the key.
+        return [rule] * len(self.placement(family)[0].get(rule.same_as, []))
+
+    def misplaced(self, family, rule):
+        # A copy behind Docker's DROP (Docker 28+ inserts its ACCEPTs ahead of it) never matches.
+        positions, first_drop = self.placement(family)
+        drop = first_drop.get((rule.table, rule.chain))
+        return bool(rule.position) and drop is not None and any(
+            at > drop for at in positions.get(rule.same_as, []))
 
 
 class IptablesPublisher(KernelPublisher):
@@ -202,43 +230,13 @@ class IptablesPublisher(KernelPublisher):
                 tables6 = dict((name, found.get(name, Table(name))) for name in tables_besides_nat(nat6))
                 tables6["nat"] = nat6
                 rulesets[6] = (ip6tables, tables6)
-        return IptablesLive(rulesets, detect_layout(nat, tables["filter"]))
-
-    def families(self, live):
-        return set(live.rulesets)
+        return IptablesSnapshot(rulesets, detect_layout(nat, tables["filter"]))
 
     def ipv6_refusal(self, specs):
         return IPV6_OFF % ", ".join(specs)
 
-    def claims(self, live, family):
-        claims = []
-        for rule, protocol, host_ip, first, last in host_port_claims(live.tables(family)["nat"]):
-            ip, port = dnat_destination(rule)
-            claims.append(Claim(rule, family, protocol, host_ip, first, last, rule.owner_tag, ip, port))
-        return claims
-
-    def owned(self, live, family):
-        return owned_rules(live.tables(family))
-
-    def present(self, live, family):
-        return set(live.placement(family)[0])
-
-    def render(self, live, mapping, endpoint):
-        return live.layout.render(mapping, endpoint)
-
-    def copies(self, live, family, rule):
-        # iptables -D deletes the first rule equal to the spec: the rule itself is the key.
-        return [rule] * len(live.placement(family)[0].get(rule.same_as, []))
-
-    def misplaced(self, live, family, rule):
-        # A copy behind Docker's DROP (Docker 28+ inserts its ACCEPTs ahead of it) never matches.
-        positions, first_drop = live.placement(family)
-        drop = first_drop.get((rule.table, rule.chain))
-        return bool(rule.position) and drop is not None and any(
-            at > drop for at in positions.get(rule.same_as, []))
-
-    def new_plan(self):
-        return Plan()
+    def render(self, snapshot, mapping, endpoint):
+        return snapshot.layout.render(mapping, endpoint)
 
     def mappings_of(self, rules):
         return live_mappings(rules)
@@ -247,17 +245,18 @@ class IptablesPublisher(KernelPublisher):
         return set((rule.family, rule.value("-p"), int(rule.value("--dport"))) for rule in added
                    if rule.table == "nat" and rule.value("-j") == "DNAT")
 
-    def prepare(self, live, endpoint, added):
+    def prepare(self, snapshot, endpoint, added):
         """route_localnet before the first loopback DNAT lands (with the proxy off, Docker set it)."""
-        if any(rule.chain == "OUTPUT" for rule in added) and live.layout.userland_proxy:
+        if any(rule.chain == "OUTPUT" for rule in added) and snapshot.layout.userland_proxy:
             self.route_loopback(endpoint.bridge)
 
-    def apply(self, live, plans):
-        apply_plans([(iptables, plans[family], tables) for family, (iptables, tables) in sorted(live.rulesets.items())])
+    def apply(self, snapshot, plans):
+        apply_plans([(iptables, Plan(plans[family].delete, plans[family].add), tables)
+                     for family, (iptables, tables) in sorted(snapshot.rulesets.items())])
 
-    def facts(self, live):
-        facts = dict(publisher=self.name, iptables=live.rulesets[4][0].name, ipv6=6 in live.rulesets)
-        facts.update(live.layout.describe())
+    def facts(self, snapshot):
+        facts = dict(publisher=self.name, iptables=snapshot.rulesets[4][0].name, ipv6=6 in snapshot.rulesets)
+        facts.update(snapshot.layout.describe())
         return facts
 
 

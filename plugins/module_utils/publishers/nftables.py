@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
-    Claim, KernelPublisher, LayoutError, NetfilterError, Plan)
+    Claim, KernelPublisher, LayoutError, NetfilterError, Snapshot)
 
 TABLE = "hotport"
 DOCKER_TABLE = "docker-bridges"
@@ -270,7 +270,7 @@ def _unquote(text):
     return text.replace('\\"', '"')
 
 
-class NftablesLive:
+class NftablesSnapshot(Snapshot):
     """What one read found: hotport's and Docker's rules per family, and Docker's accept mark."""
 
     def __init__(self, tables, mark):
@@ -289,6 +289,40 @@ class NftablesLive:
                 index.setdefault(rule.same_as, []).append(rule)
             self._index[family] = index
         return self._index[family]
+
+    def families(self):
+        return set(family for family, table in self.tables if table == DOCKER_TABLE)
+
+    def claims(self, family):
+        claims = []
+        docker = self.tables.get((family, DOCKER_TABLE), {}).get("nat-prerouting-and-output", [])
+        ours = [rule for name, rules in sorted(self.tables.get((family, TABLE), {}).items())
+                if name == "nat-mappings" or name.startswith(DNAT_MAP) for rule in rules]
+        seen = set()
+        for rule in docker + ours:
+            translation = _translation(rule)
+            if rule.owner_tag in seen or translation is None:
+                continue
+            if rule.owner_tag:
+                seen.add(rule.owner_tag)
+            protocol, first, last, ip, port = translation
+            claims.append(Claim(rule, family, protocol, _host_ip(rule), first, last, rule.owner_tag, ip, port))
+        return claims
+
+    def owned(self, family):
+        return [rule for rule in self.rules(family) if rule.owner_tag]
+
+    def present(self, family):
+        return set(self.index(family))
+
+    def copies(self, family, rule):
+        return self.index(family).get(rule.same_as, [])
+
+    def misplaced(self, family, rule):
+        """A structure rule rendered differently now (its digest): no foreign rule stands in the way
+        in hotport's own chains."""
+        return is_structure(rule.comment) and any(copy.comment != rule.comment
+                                                  for copy in self.copies(family, rule))
 
 
 class NftablesPublisher(KernelPublisher):
@@ -312,52 +346,15 @@ class NftablesPublisher(KernelPublisher):
         mark = accept_mark([rule for rules in tables[(4, DOCKER_TABLE)].values() for rule in rules])
         if mark is None:
             raise LayoutError(NO_MARK % self.engine.firewall_backend)
-        return NftablesLive(tables, mark)
-
-    def families(self, live):
-        return set(family for family, table in live.tables if table == DOCKER_TABLE)
+        return NftablesSnapshot(tables, mark)
 
     def ipv6_refusal(self, specs):
         return ("IPv6 mapping(s) %s need Docker's IPv6 rules, and this engine writes none (there is no "
                 "table ip6 docker-bridges). Turn them on in /etc/docker/daemon.json with \"ip6tables\": "
                 "true and restart dockerd, or map IPv4 only." % ", ".join(specs))
 
-    def claims(self, live, family):
-        claims = []
-        docker = live.tables.get((family, DOCKER_TABLE), {}).get("nat-prerouting-and-output", [])
-        ours = [rule for name, rules in sorted(live.tables.get((family, TABLE), {}).items())
-                if name == "nat-mappings" or name.startswith(DNAT_MAP) for rule in rules]
-        seen = set()
-        for rule in docker + ours:
-            translation = _translation(rule)
-            if rule.owner_tag in seen or translation is None:
-                continue
-            if rule.owner_tag:
-                seen.add(rule.owner_tag)
-            protocol, first, last, ip, port = translation
-            claims.append(Claim(rule, family, protocol, _host_ip(rule), first, last, rule.owner_tag, ip, port))
-        return claims
-
-    def owned(self, live, family):
-        return [rule for rule in live.rules(family) if rule.owner_tag]
-
-    def present(self, live, family):
-        return set(live.index(family))
-
-    def render(self, live, mapping, endpoint):
-        return render(mapping, endpoint, live.mark)
-
-    def copies(self, live, family, rule):
-        return live.index(family).get(rule.same_as, [])
-
-    def misplaced(self, live, family, rule):
-        """A structure rule rendered differently now (its digest): no foreign rule stands in the way
-        in hotport's own chains."""
-        return is_structure(rule.comment) and any(copy.comment != rule.comment
-                                                  for copy in self.copies(live, family, rule))
-
-    def new_plan(self):
-        return Plan()
+    def render(self, snapshot, mapping, endpoint):
+        return render(mapping, endpoint, snapshot.mark)
 
     def mappings_of(self, rules):
         return live_mappings(rules)
@@ -370,12 +367,12 @@ class NftablesPublisher(KernelPublisher):
                 found.add((rule.family, translation[0], translation[1]))
         return found
 
-    def prepare(self, live, endpoint, added):
+    def prepare(self, snapshot, endpoint, added):
         """route_localnet before the first loopback DNAT lands."""
         if any(rule.chain == "nat-output" and rule.owner_tag for rule in added):
             self.route_loopback(endpoint.bridge)
 
-    def apply(self, live, plans):
+    def apply(self, snapshot, plans):
         batch = batch_text(plans)
         if not batch:
             return
@@ -384,9 +381,9 @@ class NftablesPublisher(KernelPublisher):
             raise NetfilterError("nft -f failed (rc=%d): %s; nothing was changed (nft applies a batch "
                                  "whole or not at all)." % (rc, (err or out).strip()))
 
-    def facts(self, live):
-        return dict(publisher=self.name, table="%s %s" % (FAMILIES[4], TABLE), accept_mark=live.mark.describe(),
-                    ipv6=6 in self.families(live), layout="nftables")
+    def facts(self, snapshot):
+        return dict(publisher=self.name, table="%s %s" % (FAMILIES[4], TABLE), accept_mark=snapshot.mark.describe(),
+                    ipv6=6 in snapshot.families(), layout="nftables")
 
 
 def batch_text(plans):

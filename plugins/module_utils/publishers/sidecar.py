@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, PortMapping, address_family
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Plan, Publisher, PublisherError
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import listing_item
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Publisher, PublisherError, Snapshot
 
 # The tag says what it is; the digest is what runs (a tag can be moved to other content).
 DEFAULT_IMAGE = "alpine/socat:1.8.0.1@sha256:e899028c84c1a1e65bb14821b0802a683a2cffbff96c9ac02ff1d9cbb03f64e6"
@@ -142,7 +143,7 @@ def from_labels(summary, image_labels):
     return sidecar
 
 
-class SidecarLive:
+class SidecarSnapshot(Snapshot):
     """What one read found: hotport's sidecars, every published port, every container name."""
 
     def __init__(self, sidecars, published, names, kernel_claims=()):
@@ -151,8 +152,60 @@ class SidecarLive:
         self.names = names
         self.kernel_claims = kernel_claims  # hotport's kernel mappings, where they can be read
 
-    def of_family(self, family):
+    def families(self):
+        return {4, 6}
+
+    def claims(self, family):
+        claims, seen = [], set()
+        for tag, of_family, protocol, host_ip, port, ip, private, name in self.published:
+            key = (tag, protocol, host_ip, port)
+            if of_family != family or (tag and key in seen):
+                continue
+            seen.add(key)
+            claims.append(Claim(PublishedBy(name, host_ip, port, private, protocol), family, protocol, host_ip,
+                                port, port, tag, ip, private))
+        return claims
+
+    def owned(self, family):
         return [sidecar for sidecar in self.sidecars if sidecar.family == family]
+
+    def present(self, family):
+        return set(sidecar.same_as for sidecar in self.owned(family))
+
+    def copies(self, family, rule):
+        return [sidecar for sidecar in self.owned(family) if sidecar.same_as == rule.same_as]
+
+    def misplaced(self, family, rule):
+        return not all(sidecar.running for sidecar in self.copies(family, rule))
+
+    def items(self, containers):
+        """hotport's sidecars as items of the inventory (inventory.listing_item), with the name of each's
+        ``sidecar``: stale when the target is gone or stopped, when a sidecar forwarding by address no
+        longer finds the target there, or when the sidecar itself is not running."""
+        items = []
+        for sidecar in self.sidecars:
+            facts = next((facts for facts in containers if facts.container_id == sidecar.target_id), None)
+            endpoint = next((endpoint for endpoint in (facts.endpoints if facts else ())
+                             if endpoint.network == sidecar.network), None)
+            if facts is None:
+                reason = "container removed"
+            elif not facts.running:
+                reason = "container stopped"
+            elif not sidecar.running:
+                reason = "sidecar %s not running" % sidecar.name
+            elif endpoint is None or sidecar.forward_to not in (sidecar.target_name, endpoint.address(sidecar.family)):
+                reason = "address changed (sidecar forwards to %s)" % sidecar.forward_to
+            else:
+                reason = ""
+            items.append(listing_item(method="sidecar", protocol=sidecar.protocol,
+                                      host_ip=sidecar.host_ip or ANY_ADDRESS[sidecar.family], host_port=sidecar.host_port,
+                                      container_ip=endpoint.address(sidecar.family) if endpoint else "",
+                                      container_port=sidecar.container_port, tag=sidecar.owner_tag,
+                                      stale=bool(reason), stale_reason=reason, complete=sidecar.running,
+                                      container={"id": sidecar.target_id, "name": sidecar.target_name,
+                                                 "running": bool(facts and facts.running), "network": sidecar.network},
+                                      sidecar=sidecar.name, local_access=True))
+        return items
 
 
 class SidecarPublisher(Publisher):
@@ -174,11 +227,10 @@ class SidecarPublisher(Publisher):
         if self.kernel_publisher is None:
             return []
         try:
-            live = self.kernel_publisher.read()
+            snapshot = self.kernel_publisher.read()
         except PublisherError:
             return []
-        return [claim for family in self.kernel_publisher.families(live)
-                for claim in self.kernel_publisher.claims(live, family) if claim.owner_tag]
+        return [claim for family in snapshot.families() for claim in snapshot.claims(family) if claim.owner_tag]
 
     def read(self, mappings=None, short_id=None):
         sidecars, published, names, image_labels = [], [], set(), {}
@@ -202,7 +254,7 @@ class SidecarPublisher(Publisher):
                 family = address_family(host_ip)
                 published.append((tag, family, port.get("Type", "tcp"), "" if host_ip == ANY_ADDRESS[family] else host_ip,
                                   port["PublicPort"], ip, port.get("PrivatePort"), name))
-        return SidecarLive(sidecars, published, names, self._kernel_claims())
+        return SidecarSnapshot(sidecars, published, names, self._kernel_claims())
 
     def _image_labels(self, image_id, known):
         """The labels of an image (asked once per image a run meets)."""
@@ -213,36 +265,16 @@ class SidecarPublisher(Publisher):
                 known[image_id] = {PREFIX: "unknown"}  # not inspectable: not provably ours
         return known[image_id]
 
-    def families(self, live):
-        return {4, 6}
-
     def ipv6_refusal(self, specs):
         return "IPv6 mapping(s) %s cannot be published here." % ", ".join(specs)
 
-    def claims(self, live, family):
-        claims, seen = [], set()
-        for tag, of_family, protocol, host_ip, port, ip, private, name in live.published:
-            key = (tag, protocol, host_ip, port)
-            if of_family != family or (tag and key in seen):
-                continue
-            seen.add(key)
-            claims.append(Claim(PublishedBy(name, host_ip, port, private, protocol), family, protocol, host_ip,
-                                port, port, tag, ip, private))
-        return claims
-
-    def owned(self, live, family):
-        return live.of_family(family)
-
-    def present(self, live, family):
-        return set(sidecar.same_as for sidecar in live.of_family(family))
-
-    def render(self, live, mapping, endpoint):
+    def render(self, snapshot, mapping, endpoint):
         if mapping.allowed_sources:
             raise PublisherError(
                 "allowed_sources cannot be enforced with method: sidecar: behind Docker's userland proxy "
                 "the sidecar sees the proxy's address, not the client's. Leave allowed_sources out, or use "
                 "method: kernel (root on the Docker host). Nothing was changed.")
-        for claim in live.kernel_claims:
+        for claim in snapshot.kernel_claims:
             if (claim.family, claim.protocol) == (mapping.family, mapping.protocol) \
                     and claim.first <= mapping.host_port <= claim.last \
                     and (not claim.host_ip or not mapping.listen_ip or claim.host_ip == mapping.listen_ip):
@@ -257,30 +289,18 @@ class SidecarPublisher(Publisher):
                         endpoint.container_id, endpoint.name, endpoint.network,
                         endpoint.name if by_name else endpoint.address(mapping.family), self.image)]
 
-    def copies(self, live, family, rule):
-        return [sidecar for sidecar in live.of_family(family) if sidecar.same_as == rule.same_as]
-
-    def misplaced(self, live, family, rule):
-        return not all(sidecar.running for sidecar in self.copies(live, family, rule))
-
-    def new_plan(self):
-        return Plan()
-
     def mappings_of(self, rules):
         return dict(((sidecar.family, sidecar.owner_tag),
                      PortMapping(sidecar.protocol, sidecar.host_port, sidecar.container_port,
                                  sidecar.host_ip or ("::" if sidecar.family == 6 else "")))
                     for sidecar in rules)
 
-    def translated(self, added):
-        return set()  # Docker publishes, and clears UDP flows itself
-
-    def prepare(self, live, endpoint, added):
+    def prepare(self, snapshot, endpoint, added):
         """Refuse, before any change, a sidecar name another container holds, and a missing image."""
-        ours = set(sidecar.name for sidecar in live.sidecars)
+        ours = set(sidecar.name for sidecar in snapshot.sidecars)
         for sidecar in added:
             name = sidecar.container_name()
-            if name in live.names and name not in ours:
+            if name in snapshot.names and name not in ours:
                 raise SidecarError(
                     "a container named %r exists and is not one of hotport's sidecars (it has no %s "
                     "label); remove or rename it, or map another host port. Nothing was changed." % (name, LABEL))
@@ -302,7 +322,7 @@ class SidecarPublisher(Publisher):
                 "(docker load) or pull it, or set sidecar_image to an image with socat on its PATH. "
                 "Nothing was changed." % (self.image, exc))
 
-    def apply(self, live, plans):
+    def apply(self, snapshot, plans):
         """Remove what goes, then create what comes; a failure undoes both."""
         removed, created = [], []
         try:
@@ -358,7 +378,7 @@ class SidecarPublisher(Publisher):
             return "UNDO INCOMPLETE: " + "; ".join(problems)
         return "Everything was undone; nothing was changed."
 
-    def facts(self, live):
+    def facts(self, snapshot):
         return dict(publisher=self.name, sidecar_image=self.image)
 
 

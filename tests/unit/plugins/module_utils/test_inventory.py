@@ -1,7 +1,7 @@
 """The inventory of published ports: owners, staleness, completeness, clashes (parsed tables)."""
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ContainerFacts, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesLive, IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher, IptablesSnapshot
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
@@ -15,7 +15,7 @@ DOCKER_P = Rule("nat", "DOCKER", ("!", "-i", "docker0", "-p", "tcp", "-m", "tcp"
 
 def over(tables_per_family, layout=Layout()):
     """An iptables publisher and the live state of these parsed tables."""
-    return IptablesPublisher(runner=None, engine=None), IptablesLive(
+    return IptablesPublisher(runner=None, engine=None), IptablesSnapshot(
         dict((family, (None, tables)) for family, tables in tables_per_family.items()), layout)
 
 

@@ -1,7 +1,7 @@
 """Reading ``nft -a list ruleset`` back (pure): rules of hotport's and Docker's tables, and the
 elements of hotport's maps and sets as nft wraps them over lines."""
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import (
-    NftElement, NftablesPublisher, live_mappings, parse_ruleset)
+    NftElement, NftablesSnapshot, live_mappings, parse_ruleset)
 
 LISTING = """table ip hotport { # handle 7
     map dnat-docker0 { # handle 2
@@ -77,10 +77,7 @@ def test_elements_and_rules_claim_and_read_back_as_mappings():
         ("hotport:abc:tcp/8080", "tcp", 8080, 80, ()), ("hotport:abc:udp/53", "udp", 53, 53, ()),
         ("hotport:def:tcp/9000", "tcp", 9000, 90, ("10.0.0.0/8",))]
 
-    class Live:  # what claims() reads of NftablesLive
-        def __init__(self):
-            self.tables = tables
-    claims = NftablesPublisher(None, None).claims(Live(), 4)
+    claims = NftablesSnapshot(tables, None).claims(4)
     assert sorted((claim.protocol, claim.first, claim.container_ip, claim.container_port, claim.owner_tag)
                   for claim in claims) == [
         ("tcp", 8080, "172.17.0.3", 80, "hotport:abc:tcp/8080"), ("tcp", 9000, "172.17.0.4", 90, "hotport:def:tcp/9000"),

@@ -6,8 +6,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.apply import current_mappings
-from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, plan_family, whole_container
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesLive, IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, MappingRequest, plan_family
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher, IptablesSnapshot
 
 WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
 EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"
@@ -25,15 +25,14 @@ IPTABLES = IptablesPublisher(runner=None, engine=None)
 
 def plan(tables, mappings, state="present", exclusive=False, exists=True, endpoint=WEB):
     """-> (Plan, stale tags taken over)"""
-    live = IptablesLive({4: (None, tables)}, Layout())
-    return plan_family(IPTABLES, live, 4, IPTABLES.claims(live, 4), endpoint, mappings, state,
-                       whole_container(state, exclusive, mappings), lambda cid: exists)
+    request = MappingRequest(endpoint, tuple(mappings), state, exclusive, lambda cid: exists)
+    return plan_family(IPTABLES, IptablesSnapshot({4: (None, tables)}, Layout()), request, 4)
 
 
 def test_empty_ruleset_adds_everything_and_restore_text_groups_by_table():
     result, stale = plan(tables_with([]), [PortMapping("tcp", 8080, 80)])
     assert result.add == Layout().render(PortMapping("tcp", 8080, 80), WEB) and not result.delete and not stale
-    text = result.restore_text()
+    text = Plan(result.delete, result.add).restore_text()
     assert text.startswith("*nat\n-A DOCKER ") and text.count("COMMIT") == 2
     assert "*filter\n-A DOCKER -d 172.17.0.2/32" in text
 

@@ -121,8 +121,8 @@ def recording_requests(monkeypatch, fail_for=()):
 def test_an_entry_that_fails_unexpectedly_does_not_stop_the_entries_after_it(monkeypatch, capsys, tmp_path):
     requests = recording_requests(monkeypatch, fail_for=("web",))
     state = tmp_path / "m.json"
-    update_state(str(state), lambda entries: [{"container": "web", "ports": 5},
-                                               {"container": "db", "ports": ["15432:5432/tcp"]}])
+    entries = [{"container": "web", "ports": 5}, {"container": "db", "ports": ["15432:5432/tcp"]}]
+    update_state(str(state), lambda old: entries)
     assert reconciler.apply_all(None, None, None, str(state)) == 1
     assert requests == [("db", "present")]
     assert "FAILED web 5: unexpected TypeError" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.hotport.docker.plugins.module_utils import apply
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import DockerError, EngineInfo, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
-from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError
+from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, MappingRequest
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import (
     LABEL, NOBODY, Sidecar, SidecarError, SidecarPublisher)
 
@@ -59,9 +59,9 @@ def sidecar_summary(image_id="sha256:plain", command=None, **changed):
 
 
 def run(client, state="present", ports=("8080:80",), exists=lambda container_id: True, endpoint=WEB):
-    return apply.reconcile(None, endpoint, EngineInfo("20.10.24", "1.41", "iptables"), parse_ports(list(ports)),
-                           state=state, publisher=SidecarPublisher(client, "hotport/target"),
-                           container_exists=exists)
+    request = MappingRequest(endpoint, tuple(parse_ports(list(ports))), state, container_exists=exists)
+    return apply.reconcile(None, EngineInfo("20.10.24", "1.41", "iptables"), SidecarPublisher(client, "hotport/target"),
+                           request)
 
 
 def test_a_sidecar_hotport_made_is_adopted():
@@ -104,9 +104,11 @@ class KernelPublisher:
     """A kernel publisher that sees no mapping."""
 
     def read(self):
-        return None
+        return Snapshot()
 
-    def families(self, live):
+
+class Snapshot:
+    def families(self):
         return set()
 
 
@@ -130,8 +132,8 @@ def test_a_sidecar_run_that_sees_a_kernel_publisher_takes_no_host_lock_and_check
         previous = signal.signal(signal.SIGALRM, stuck)
         signal.alarm(5)
         try:
-            outcome = apply.reconcile(None, WEB, EngineInfo("29.7.2", "1.55", "iptables"), parse_ports(["8080:80"]),
-                                      publisher=publisher, lock_path=str(lock))
+            outcome = apply.reconcile(None, EngineInfo("29.7.2", "1.55", "iptables"), publisher,
+                                      MappingRequest(WEB, tuple(parse_ports(["8080:80"]))), lock_path=str(lock))
         finally:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)

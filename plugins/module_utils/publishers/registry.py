@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which publisher serves a run: chosen here from the method asked for and the engine's facts, and
+nowhere else (a new backend is a new publisher module and one line here)."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, require_kernel_reach
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
+
+# Docker's firewall backend (docker info: FirewallBackend.Driver, "+firewalld" where firewalld runs)
+# -> the kernel publisher that writes beside it. Engines before 28 report none: iptables.
+KERNEL_PUBLISHERS = {"iptables": IptablesPublisher, "nftables": NftablesPublisher}
+
+
+def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=None, local=True):
+    """The publisher of ``method`` (LayoutError, naming the fix, where it cannot publish here): a sidecar
+    when asked for; otherwise kernel rules, of the engine's firewall backend. ``local``: the engine is
+    this machine's, whose kernel mappings a sidecar must not collide with and whose kernel rules
+    this run can write."""
+    if method == "sidecar":
+        kernel = None  # no kernel mappings can exist (rootless, another machine's engine) or be read (no root)
+        if local:
+            try:
+                kernel = kernel_publisher(runner, engine)
+            except LayoutError:
+                pass
+        return SidecarPublisher(client, sidecar_image, kernel)
+    if not local:
+        raise LayoutError(
+            "method: kernel writes the firewall of the machine this runs on, and docker_host %s is another "
+            "machine's engine: rules here cannot reach its containers. Run the task on the engine's host "
+            "(its inventory entry, or delegate_to), or use method: sidecar, which publishes through the "
+            "engine itself. Nothing was changed." % client.base_url)
+    return kernel_publisher(runner, engine)
+
+
+def kernel_publisher(runner, engine):
+    """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish)."""
+    require_kernel_reach(engine, is_root=os.geteuid() == 0)
+    backend = (engine.firewall_backend or "iptables").lower().partition("+")[0]
+    return KERNEL_PUBLISHERS.get(backend, IptablesPublisher)(runner, engine)
+
+
+def sidecar_snapshot(client):
+    """hotport's sidecars on the engine ``client`` reaches, and every port it publishes (a Snapshot)."""
+    return SidecarPublisher(client).read()
