@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo, Endpoint  # noqa: E402
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout  # noqa: E402
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import Layout  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import (  # noqa: E402
     NftablesPublisher, batch_text)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan  # noqa: E402

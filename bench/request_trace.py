@@ -7,8 +7,9 @@ Python call into plugins/ is counted while the request runs (sys.setprofile):
 
   files     the plugin files the request enters
   calls     calls of functions defined in plugins/
-  switches  those calls whose caller is in another file (a reader following the request
-            jumps to another file)
+  switches  those calls made from another file of plugins/ (a reader following the request
+            jumps to another file; calls from generated code such as a dataclass's __init__,
+            or from the standard library, are no jump)
 
 Prints one JSON line per publisher; docs/BENCHMARKS.md keeps the figures before and after a
 refactor. Measures structure, not speed.
@@ -63,8 +64,8 @@ def trace(call):
         name = "%s:%s" % (os.path.relpath(path, PLUGINS), frame.f_code.co_name)
         files[name] = files.get(name, 0) + 1
         counts["calls"] += 1
-        caller = frame.f_back
-        if caller is None or os.path.realpath(caller.f_code.co_filename) != path:
+        caller = os.path.realpath(frame.f_back.f_code.co_filename) if frame.f_back else ""
+        if caller.startswith(PLUGINS) and caller != path:
             counts["switches"] += 1
 
     sys.setprofile(profile)

@@ -196,9 +196,11 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
     removed = set(rule.same_as for rule in deleted)
     before = [rule for family in sorted(snapshot.families()) for rule in snapshot.owned(family)
               if (family, rule.owner_tag) in stale or owner_id(rule) == short_id]
-    after = [rule for rule in before if rule.same_as not in removed]
-    kept = set(rule.same_as for rule in after)
-    after += [rule for rule in added if rule.same_as not in kept]
+    after = dict((identity, rule) for identity, rule in ((rule.same_as, rule) for rule in before)
+                 if identity not in removed)
+    for rule in added:
+        after.setdefault(rule.same_as, rule)
+    after = list(after.values())
     outcome = Outcome(
         changed=bool(added or deleted), engine=engine_facts(engine, publisher, snapshot),
         added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],

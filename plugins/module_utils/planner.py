@@ -91,7 +91,7 @@ def plan_family(publisher, snapshot, request, family):
     those of a removed container whose host port this request takes over.
     """
     mappings = request.of_family(family)
-    desired, stale = [], set()
+    desired, stale = {}, set()  # identity -> rule
     keys = set((mapping.protocol, mapping.host_port) for mapping in mappings)
     if request.present:
         errors, stale = conflicts(snapshot.claims(family), mappings, request)
@@ -101,8 +101,8 @@ def plan_family(publisher, snapshot, request, family):
                 "; ".join(errors) + ". Nothing was changed: choose a free host port, or remove "
                 "the other mapping first.")
         # Once each: rules that several mappings need (a publisher's table structure) are shared.
-        desired = list(dict((rule.same_as, rule) for mapping in mappings
-                            for rule in publisher.render(snapshot, mapping, request.endpoint)).values())
+        desired = dict((rule.same_as, rule) for mapping in mappings
+                       for rule in publisher.render(snapshot, mapping, request.endpoint))
 
     def in_scope(rule):
         tag = parse_owner_tag(rule.owner_tag)
@@ -112,10 +112,9 @@ def plan_family(publisher, snapshot, request, family):
             return True
         return tag[0] == request.short_id and (request.whole or (tag[1], tag[2]) in keys)
 
-    wanted = set(rule.same_as for rule in desired)
     plan = Plan()
-    plan.delete = [rule for rule in snapshot.owned(family) if in_scope(rule) and rule.same_as not in wanted]
-    for rule in desired:
+    plan.delete = [rule for rule in snapshot.owned(family) if in_scope(rule) and rule.same_as not in desired]
+    for rule in desired.values():
         copies = snapshot.copies(family, rule)
         if len(copies) == 1 and not snapshot.misplaced(family, rule):
             continue

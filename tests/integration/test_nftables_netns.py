@@ -15,7 +15,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.planner import Conf
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, NetfilterError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Plan
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftRule
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import NftRule
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher
 
 from .conftest import HOST_ADDRESS, Namespace, endpoint, reconcile_on
@@ -348,10 +348,13 @@ def test_a_new_accept_mark_rewrites_the_bridge_rule_once(nft_host, apply):
     assert not apply(nft_host, ["8080:80"]).changed
 
 
-def test_a_bridge_name_nft_cannot_name_a_map_after_gets_rules_of_its_own(nft_host, apply):
+def test_every_bridge_gets_its_map_whatever_its_name(nft_host, apply):
     apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird", ip="172.19.0.2"))
-    assert 'iifname != "0weird" tcp dport 8080 dnat to 172.19.0.2:80' in statements(nft_host)
-    assert not any(elements(nft_host).values())
+    apply(nft_host, ["8081:80"], ep=endpoint(bridge="br-5e1f0a7c9d2b", ip="172.18.0.2"))
+    assert statements(nft_host) == []
+    found = elements(nft_host)
+    assert found["dnat-0weird"] == [("tcp . 8080", "172.19.0.2 . 80", TAG)]
+    assert found["dnat-br-5e1f0a7c9d2b"] == [("tcp . 8081", "172.18.0.2 . 80", TAG.replace("8080", "8081"))]
     assert not apply(nft_host, ["8080:80"], ep=endpoint(bridge="0weird", ip="172.19.0.2")).changed
 
 

@@ -5,7 +5,7 @@
 
 Its I/O lives here: find the iptables variant that holds Docker's chains, read its tables,
 apply a plan in one iptables-restore --noflush per family and roll back what a failure left.
-The rules themselves are rendered in iptables_layouts.py, modelled in iptables_rules.py.
+The rules are rendered and read back in iptables_render.py, modelled in iptables_rules.py.
 
 Everything runs through a runner (runners.py), so the same code drives the host from the module
 and a throwaway network namespace from the tests.
@@ -14,12 +14,10 @@ and a throwaway network namespace from the tests.
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
-    Claim, KernelPublisher, NetfilterError, Snapshot)
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
-    detect_layout, dnat_destination, host_port_claims, live_mappings)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import KernelPublisher, NetfilterError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import detect_layout, live_mappings
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
-    Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
+    IptablesSnapshot, Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
 
 # Docker's own binaries: iptables-nft and iptables-legacy keep separate rulesets, and
 # Docker's chains live in exactly one of them. Plain "iptables" covers hosts (RHEL) that
@@ -146,59 +144,6 @@ def apply_plans(steps):
                 raise NetfilterError("%s Earlier changes of this run: %s." % (exc, "; ".join(undone)))
             raise
         done.append((iptables, plan, before))
-
-
-class IptablesSnapshot(Snapshot):
-    """What one read found: per family the Iptables and its parsed tables, and the layout."""
-
-    def __init__(self, rulesets, layout):
-        self.rulesets = rulesets  # {family: (Iptables, {table name: Table})}
-        self.layout = layout
-        self._placement = {}
-
-    def tables(self, family):
-        return self.rulesets[family][1]
-
-    def placement(self, family):
-        """{rule identity: [positions in its chain]} and, per (table, chain), where its first
-        foreign DROP stands; worked out once per family."""
-        if family not in self._placement:
-            positions, first_drop = {}, {}
-            for table in self.tables(family).values():
-                for chain, rules in table.chains.items():
-                    for index, rule in enumerate(rules, start=1):
-                        positions.setdefault(rule.same_as, []).append(index)
-                        if rule.value("-j") == "DROP" and not rule.owner_tag:
-                            first_drop.setdefault((table.name, chain), index)
-            self._placement[family] = positions, first_drop
-        return self._placement[family]
-
-    def families(self):
-        return set(self.rulesets)
-
-    def claims(self, family):
-        claims = []
-        for rule, protocol, host_ip, first, last in host_port_claims(self.tables(family)["nat"]):
-            ip, port = dnat_destination(rule)
-            claims.append(Claim(rule, family, protocol, host_ip, first, last, rule.owner_tag, ip, port))
-        return claims
-
-    def owned(self, family):
-        return owned_rules(self.tables(family))
-
-    def present(self, family):
-        return set(self.placement(family)[0])
-
-    def copies(self, family, rule):
-        # iptables -D deletes the first rule equal to the spec: the rule itself is the key.
-        return [rule] * len(self.placement(family)[0].get(rule.same_as, []))
-
-    def misplaced(self, family, rule):
-        # A copy behind Docker's DROP (Docker 28+ inserts its ACCEPTs ahead of it) never matches.
-        positions, first_drop = self.placement(family)
-        drop = first_drop.get((rule.table, rule.chain))
-        return bool(rule.position) and drop is not None and any(
-            at > drop for at in positions.get(rule.same_as, []))
 
 
 class IptablesPublisher(KernelPublisher):

@@ -2,7 +2,9 @@
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """iptables rules as hotport models them (pure): a rule, a table of iptables-save output, a
-plan of deletions and additions and its iptables-restore text. Nothing here runs a command."""
+plan of deletions and additions and its iptables-restore text, and the live state one read found
+(IptablesSnapshot). Nothing here runs a command; iptables_render.py renders and reads back,
+iptables.py reads and writes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers import base
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Snapshot
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class Rule:
         return None
 
 
-# Every rule Layout.render (iptables_layouts.py) writes, by (table, chain, target): whether its
+# Every rule Layout.render (iptables_render.py) writes, by (table, chain, target): whether its
 # --dport is the tag's host port. A rule whose tag looks like ours but whose content hotport never
 # renders for that tag is someone else's, and is never deleted.
 RENDERED = {("nat", "DOCKER", "DNAT"): True, ("filter", "DOCKER", "ACCEPT"): False,
@@ -162,6 +165,19 @@ class Plan(base.Plan):
         return "\n".join(chunks) + "\n"
 
 
+def placement(tables):
+    """Where every rule stands: ({identity: [positions in its chain]}, {(table, chain): position of
+    its first foreign DROP})."""
+    positions, first_drop = {}, {}
+    for table in tables.values():
+        for chain, rules in table.chains.items():
+            for index, rule in enumerate(rules, start=1):
+                positions.setdefault(rule.same_as, []).append(index)
+                if not rule.owner_tag and rule.value("-j") == "DROP":
+                    first_drop.setdefault((table.name, chain), index)
+    return positions, first_drop
+
+
 def owned_rules(tables):
     """Every hotport-tagged rule in the given tables, in ruleset order."""
     return [rule for table in tables.values() for chain in table.chains.values()
@@ -186,3 +202,42 @@ def undo_plan(before, after):
                 if rule.owner_tag and rule.same_as not in now:
                     undo.add.append(Rule(rule.table, rule.chain, rule.args, position, rule.family))
     return undo
+
+
+class IptablesSnapshot(Snapshot):
+    """What one read found: per family the Iptables and its parsed tables, and the layout; what the
+    planner asks of a family is worked out once, here."""
+
+    def __init__(self, rulesets, layout):
+        self.rulesets = rulesets  # {family: (Iptables, {table name: Table})}
+        self.layout = layout
+        self._owned, self._claims, self._positions, self._first_drop = {}, {}, {}, {}
+        for family, (dummy, tables) in rulesets.items():
+            self._owned[family] = owned_rules(tables)
+            self._claims[family] = layout.claims(tables["nat"], family)
+            self._positions[family], self._first_drop[family] = placement(tables)
+
+    def tables(self, family):
+        return self.rulesets[family][1]
+
+    def families(self):
+        return set(self.rulesets)
+
+    def claims(self, family):
+        return self._claims[family]
+
+    def owned(self, family):
+        return self._owned[family]
+
+    def present(self, family):
+        return set(self._positions[family])
+
+    def copies(self, family, rule):
+        # iptables -D deletes the first rule equal to the spec: the rule itself is the key.
+        return [rule] * len(self._positions[family].get(rule.same_as, []))
+
+    def misplaced(self, family, rule):
+        # A copy behind Docker's DROP (Docker 28+ inserts its ACCEPTs ahead of it) never matches.
+        drop = self._first_drop[family].get((rule.table, rule.chain))
+        return bool(rule.position) and drop is not None and any(
+            at > drop for at in self._positions[family].get(rule.same_as, []))

@@ -1,8 +1,9 @@
 """The inventory of published ports: owners, staleness, completeness, clashes (parsed tables)."""
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ContainerFacts, Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher, IptablesSnapshot
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import IptablesSnapshot
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
 

@@ -1,6 +1,6 @@
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import (
-    Docker28Layout, Layout, detect_layout, host_port_claims)
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import (
+    Docker28Layout, Layout, claims, detect_layout)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping
@@ -100,6 +100,6 @@ def test_detect_layout_and_claims_from_a_save():
     tables = parse_save(SAVE)
     layout = detect_layout(tables["nat"], tables["filter"])
     assert isinstance(layout, Docker28Layout) and layout.userland_proxy is False
-    claims = [claim[1:] for claim in host_port_claims(tables["nat"])]
-    assert claims == [("udp", "10.0.0.1", 53, 53), ("tcp", "", 7000, 7010)]
+    found = [(claim.protocol, claim.host_ip, claim.first, claim.last) for claim in claims(tables["nat"], 4)]
+    assert found == [("udp", "10.0.0.1", 53, 53), ("tcp", "", 7000, 7010)]
     assert tables["nat"].rules("DOCKER")[2].comment == "x y"

@@ -2,12 +2,13 @@
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_layouts import Layout
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import Layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Plan, Rule, parse_save
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.apply import current_mappings
 from ansible_collections.hotport.docker.plugins.module_utils.planner import ConflictError, MappingRequest, plan_family
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher, IptablesSnapshot
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import IptablesSnapshot
 
 WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
 EMPTY = "*nat\n:DOCKER - [0:0]\nCOMMIT\n*filter\n:DOCKER - [0:0]\nCOMMIT\n"

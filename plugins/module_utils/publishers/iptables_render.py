@@ -1,19 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotport contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Docker's iptables rule layout per engine generation: detect it, render the rules of a mapping.
+"""hotport's iptables rules for a mapping, and reading them back: Docker's layout per engine
+generation (detected from the live ruleset), the rules each renders, and beside them the code that
+recognises what was rendered (claims, live_mappings).
 
-This is where an iptables rule is rendered. Each layout writes what that Docker generation
-itself writes for ``docker run -p`` (see docs/docker-port-publishing.md), plus our
-ownership comment, in the argument order iptables-save prints, so that rendered and
-live rules compare token for token.
+Each layout writes what that Docker generation itself writes for ``docker run -p`` (moby's
+``iptabler``), plus hotport's ownership comment, in the argument order iptables-save prints, so
+that rendered and live rules compare token for token.
 """
 
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortMapping, ordered_sources
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, LayoutError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import Rule
 
 
@@ -81,6 +82,11 @@ class Layout:
         """The source match of a DNAT that admits everyone."""
         return ()
 
+    def claims(self, nat, family):
+        """The host ports nat DOCKER publishes (claims below): Docker writes its DNATs there in
+        every layout."""
+        return claims(nat, family)
+
     def describe(self):
         return {"layout": self.name, "userland_proxy": self.userland_proxy}
 
@@ -139,24 +145,21 @@ def dnat_destination(rule):
     return ip.strip("[]"), int(first) if first.isdigit() else None
 
 
-def host_port_claims(nat):
-    """Every DNAT in nat DOCKER as (rule, protocol, host_ip, first_port, last_port).
-
-    host_ip '' means any address. These are the host ports Docker or hotport publish; a
-    hotport mapping written as several DNATs (per source, hairpin) claims its port once.
-    """
-    claims = []
-    tags = set()
+def claims(nat, family):
+    """Every DNAT in nat DOCKER -> [Claim]: the host ports Docker or hotport publish ('' host IP for
+    every address). A hotport mapping written as several DNATs (per source, hairpin) claims its
+    port once."""
+    found, tags = [], set()
     for rule in nat.rules("DOCKER"):
         if rule.value("-j") != "DNAT" or (rule.owner_tag and rule.owner_tag in tags):
             continue
         tags.add(rule.owner_tag)
-        ports = _ports(rule.value("--dport"))
-        protocol = rule.value("-p")
+        ports, protocol = _ports(rule.value("--dport")), rule.value("-p")
         if ports is None or protocol is None:
             continue
-        claims.append((rule, protocol, dnat_host_ip(rule)) + ports)
-    return claims
+        ip, port = dnat_destination(rule)
+        found.append(Claim(rule, family, protocol, dnat_host_ip(rule), ports[0], ports[1], rule.owner_tag, ip, port))
+    return found
 
 
 def live_mappings(rules):
