@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo demo-clean test unit integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo demo-clean test unit golden integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -24,6 +24,10 @@ demo-clean: engine
 
 unit: setup
 	python -m pytest -q tests/unit
+
+# After a deliberate change of what a publisher renders: rewrite the golden rulesets, then review their diff.
+golden: setup
+	python tests/mapping_shapes.py
 
 integration: setup
 	python -m pytest -q tests/integration

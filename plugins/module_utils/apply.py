@@ -51,9 +51,9 @@ def engine_facts(engine, publisher=None, snapshot=None):
     return facts
 
 
-def current_mappings(publisher, rules, short_id):
+def current_mappings(snapshot, rules, short_id):
     """Mappings of a container as its tagged rules (of both families) say -> list of dicts."""
-    found = [mapping for (dummy, tag), mapping in publisher.mappings_of(rules).items()
+    found = [mapping for (dummy, tag), mapping in snapshot.mappings_of(rules).items()
              if parse_owner_tag(tag)[0] == short_id]
     return [mapping.as_dict() for mapping in sorted(found)]
 
@@ -204,7 +204,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
     outcome = Outcome(
         changed=bool(added or deleted), engine=engine_facts(engine, publisher, snapshot),
         added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
-        mappings=current_mappings(publisher, after, short_id), before=before, after=after)
+        mappings=current_mappings(snapshot, after, short_id), before=before, after=after)
     if stale:
         outcome.warnings.append(
             "took over host port(s) from removed container(s): %s"

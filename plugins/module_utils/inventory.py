@@ -58,7 +58,7 @@ class _FamilyListing:
     def __init__(self, publisher, snapshot, family, containers):
         self.publisher, self.snapshot, self.family, self.containers = publisher, snapshot, family, containers
         self.claims = snapshot.claims(family)
-        self.ours = publisher.mappings_of(snapshot.owned(family))
+        self.ours = snapshot.mappings_of(snapshot.owned(family))
 
     def items(self, sockets):
         family = self.family

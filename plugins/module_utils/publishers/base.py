@@ -103,6 +103,11 @@ class Snapshot:
         """Whether a live copy of ``rule`` stands where it never matches (it is written anew)."""
         raise NotImplementedError
 
+    def mappings_of(self, rules):
+        """hotport's ``rules`` (any family; live, or rendered for this engine) -> {(family, owner tag):
+        PortMapping}, its options read back as this engine's rules give them."""
+        raise NotImplementedError
+
 
 class Publisher:
     """One way to publish a host port (iptables.py, nftables.py, sidecar.py; registry.py chooses):
@@ -126,10 +131,6 @@ class Publisher:
         """The rules that publish ``mapping`` to ``endpoint``, tagged as hotport's."""
         raise NotImplementedError
 
-    def mappings_of(self, rules):
-        """hotport's rules (any family) -> {(family, owner tag): PortMapping}, options read back."""
-        raise NotImplementedError
-
     def translated(self, added):
         """(family, protocol, host port) of every mapping whose address translation ``added``
         writes: its existing conntrack flows must be forgotten."""
@@ -148,11 +149,15 @@ class Publisher:
 
 
 class KernelPublisher(Publisher):
-    """A publisher that writes the host's firewall rules, through a runner, for one engine."""
+    """A publisher that writes the host's firewall rules, through a runner, for one engine. Its
+    snapshot's ``layout`` renders (and reads back) the rules of this engine's set-up."""
 
     def __init__(self, runner, engine):
         self.runner = runner
         self.engine = engine
+
+    def render(self, snapshot, mapping, endpoint):
+        return snapshot.layout.render(mapping, endpoint)
 
     def route_loopback(self, bridge):
         """route_localnet on ``bridge``, which a loopback DNAT to a container needs (it is never

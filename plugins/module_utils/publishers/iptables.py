@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import KernelPublisher, NetfilterError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import detect_layout, live_mappings
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import detect_layout
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
     IptablesSnapshot, Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
 
@@ -179,12 +179,6 @@ class IptablesPublisher(KernelPublisher):
 
     def ipv6_refusal(self, specs):
         return IPV6_OFF % ", ".join(specs)
-
-    def render(self, snapshot, mapping, endpoint):
-        return snapshot.layout.render(mapping, endpoint)
-
-    def mappings_of(self, rules):
-        return live_mappings(rules)
 
     def translated(self, added):
         return set((rule.family, rule.value("-p"), int(rule.value("--dport"))) for rule in added

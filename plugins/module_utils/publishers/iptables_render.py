@@ -82,6 +82,12 @@ class Layout:
         """The source match of a DNAT that admits everyone."""
         return ()
 
+    def mappings(self, rules):
+        """hotport's rules -> {(family, owner tag): PortMapping} (live_mappings below). Without the
+        userland proxy, Docker's own NAT serves loopback and the bridge for every DNAT of its DOCKER
+        chain, so every mapping there has local access, asked for or not."""
+        return live_mappings(rules, everyone_local=not self.userland_proxy)
+
     def claims(self, nat, family):
         """The host ports nat DOCKER publishes (claims below): Docker writes its DNATs there in
         every layout."""
@@ -162,10 +168,10 @@ def claims(nat, family):
     return found
 
 
-def live_mappings(rules):
+def live_mappings(rules, everyone_local=False):
     """Our tagged rules -> {(family, owner tag): PortMapping}, options read back from the rules:
     the sources of the DNATs from outside, local access from a loopback DNAT in nat OUTPUT or a
-    hairpin DNAT (``-i BRIDGE``) in nat DOCKER."""
+    hairpin DNAT (``-i BRIDGE``) in nat DOCKER (or for every mapping with ``everyone_local``)."""
     found, sources, local = {}, {}, set()
     for rule in rules:
         tag = parse_owner_tag(rule.owner_tag)
@@ -182,5 +188,5 @@ def live_mappings(rules):
             if rule.value("-s"):
                 sources.setdefault(key, set()).add(rule.value("-s"))
     return dict((key, PortMapping(*fields, allowed_sources=ordered_sources(sources.get(key, ())),
-                                  local_access=key in local))
+                                  local_access=everyone_local or key in local))
                 for key, fields in found.items())

@@ -241,3 +241,6 @@ class IptablesSnapshot(Snapshot):
         drop = self._first_drop[family].get((rule.table, rule.chain))
         return bool(rule.position) and drop is not None and any(
             at > drop for at in self._positions[family].get(rule.same_as, []))
+
+    def mappings_of(self, rules):
+        return self.layout.mappings(rules)

@@ -19,7 +19,7 @@ import json
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import (
     KernelPublisher, LayoutError, NetfilterError)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_render import (
-    live_mappings, read_listing, render)
+    NftablesLayout, read_listing)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import (
     CHAINS, DOCKER_TABLE, FAMILIES, TABLE, NftablesSnapshot, NftElement, set_declaration)
 
@@ -58,18 +58,12 @@ class NftablesPublisher(KernelPublisher):
                 % self.engine.firewall_backend)
         if mark is None:
             raise LayoutError(NO_MARK % self.engine.firewall_backend)
-        return NftablesSnapshot(tables, mark)
+        return NftablesSnapshot(tables, NftablesLayout(mark))
 
     def ipv6_refusal(self, specs):
         return ("IPv6 mapping(s) %s need Docker's IPv6 rules, and this engine writes none (there is no "
                 "table ip6 docker-bridges). Turn them on in /etc/docker/daemon.json with \"ip6tables\": "
                 "true and restart dockerd, or map IPv4 only." % ", ".join(specs))
-
-    def render(self, snapshot, mapping, endpoint):
-        return render(mapping, endpoint, snapshot.mark)
-
-    def mappings_of(self, rules):
-        return live_mappings(rules)
 
     def translated(self, added):
         return set((rule.family, rule.translation.protocol, rule.translation.first) for rule in added
@@ -90,8 +84,9 @@ class NftablesPublisher(KernelPublisher):
                                  "whole or not at all)." % (rc, (err or out).strip()))
 
     def facts(self, snapshot):
-        return dict(publisher=self.name, table="%s %s" % (FAMILIES[4], TABLE), accept_mark=snapshot.mark.describe(),
-                    ipv6=6 in snapshot.families(), layout="nftables")
+        facts = dict(publisher=self.name, table="%s %s" % (FAMILIES[4], TABLE), ipv6=6 in snapshot.families())
+        facts.update(snapshot.layout.describe())
+        return facts
 
 
 def batch_text(plans):

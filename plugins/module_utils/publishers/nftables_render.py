@@ -86,7 +86,7 @@ def render(mapping, endpoint, mark):
     from_outside = "" if local else "iifname != \"%s\" " % bridge
     rules = []
     for source in mapping.allowed_sources or [""]:
-        source_match = "%s saddr %s " % (v, source) if source else ""
+        source_match = "%s saddr %s " % (v, _as_nft_prints(source)) if source else ""
         rules.append(tagged(family, "nat-mappings", "%s%s%s%s dnat to %s" % (
             host_ip, source_match, from_outside, host_port, to), tag, translation=Translation(
                 protocol, mapping.host_port, mapping.host_port, ip, mapping.container_port, mapping.listen_ip,
@@ -108,6 +108,12 @@ def render(mapping, endpoint, mark):
     return structure(family) + rules
 
 
+def _as_nft_prints(network):
+    """'192.0.2.7/32' -> '192.0.2.7': one host as nft lists it, so that the rule reads back as rendered."""
+    address, slash, bits = network.partition("/")
+    return address if bits == ("128" if ":" in address else "32") else network
+
+
 def render_plain(mapping, endpoint, mark, tag):
     """A plain mapping: its elements of the bridge's DNAT map (protocol . host port : address . port)
     and set of flows to mark (address . protocol . port . host port: the original port tells its flows
@@ -126,6 +132,24 @@ def render_plain(mapping, endpoint, mark, tag):
                tag, NftElement, Translation(protocol, mapping.host_port, mapping.host_port, ip, mapping.container_port)),
         tagged(family, forward, "%s . %s . %d . %d" % (ip, protocol, mapping.container_port, mapping.host_port),
                tag, NftElement)]
+
+
+class NftablesLayout:
+    """hotport's table beside Docker's nftables backend, whose accepted flows carry ``mark``."""
+
+    name = "nftables"
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def render(self, mapping, endpoint):
+        return render(mapping, endpoint, self.mark)
+
+    def mappings(self, rules):
+        return live_mappings(rules)
+
+    def describe(self):
+        return {"layout": self.name, "accept_mark": self.mark.describe()}
 
 
 def read_listing(document):

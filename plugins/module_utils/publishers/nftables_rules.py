@@ -174,11 +174,12 @@ class AcceptMark:
 
 
 class NftablesSnapshot(Snapshot):
-    """What one read found: hotport's and Docker's rules per family, and Docker's accept mark."""
+    """What one read found: hotport's and Docker's rules per family, and the layout they are rendered
+    and read back with (nftables_render.NftablesLayout, which knows Docker's accept mark)."""
 
-    def __init__(self, tables, mark):
+    def __init__(self, tables, layout):
         self.tables = tables  # {(family, table name): {chain or set name: [NftRule or NftElement]}}
-        self.mark = mark
+        self.layout = layout
         self._owned, self._claims, self._index = {}, {}, {}
         for family in self.families():
             ours = [rule for rules in tables.get((family, TABLE), {}).values() for rule in rules]
@@ -224,3 +225,6 @@ class NftablesSnapshot(Snapshot):
         """A structure rule rendered differently now (its digest): no foreign rule stands in the way
         in hotport's own chains."""
         return is_structure(rule.comment) and any(copy.comment != rule.comment for copy in self.copies(family, rule))
+
+    def mappings_of(self, rules):
+        return self.layout.mappings(rules)

@@ -178,6 +178,12 @@ class SidecarSnapshot(Snapshot):
     def misplaced(self, family, rule):
         return not all(sidecar.running for sidecar in self.copies(family, rule))
 
+    def mappings_of(self, rules):
+        return dict(((sidecar.family, sidecar.owner_tag),
+                     PortMapping(sidecar.protocol, sidecar.host_port, sidecar.container_port,
+                                 sidecar.host_ip or ("::" if sidecar.family == 6 else "")))
+                    for sidecar in rules)
+
     def items(self, containers):
         """hotport's sidecars as items of the inventory (inventory.listing_item), with the name of each's
         ``sidecar``: stale when the target is gone or stopped, when a sidecar forwarding by address no
@@ -288,12 +294,6 @@ class SidecarPublisher(Publisher):
         return [Sidecar(mapping.family, mapping.protocol, mapping.listen_ip, mapping.host_port, mapping.container_port,
                         endpoint.container_id, endpoint.name, endpoint.network,
                         endpoint.name if by_name else endpoint.address(mapping.family), self.image)]
-
-    def mappings_of(self, rules):
-        return dict(((sidecar.family, sidecar.owner_tag),
-                     PortMapping(sidecar.protocol, sidecar.host_port, sidecar.container_port,
-                                 sidecar.host_ip or ("::" if sidecar.family == 6 else "")))
-                    for sidecar in rules)
 
     def prepare(self, snapshot, endpoint, added):
         """Refuse, before any change, a sidecar name another container holds, and a missing image."""

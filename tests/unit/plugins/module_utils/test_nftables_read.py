@@ -33,7 +33,7 @@ import re
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_render import (
-    live_mappings, read_listing, statement_text)
+    NftablesLayout, live_mappings, read_listing, statement_text)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import (
     DNAT_MAP, FORWARD_SET, AcceptMark, NftablesSnapshot, NftElement, bridge_set_name, is_dnat_map, is_forward_set)
 
@@ -75,7 +75,7 @@ def test_elements_and_rules_claim_and_read_back_as_mappings():
             for (dummy, tag), mapping in sorted(mappings.items())] == [
         ("hotport:abc:tcp/8080", "tcp", 8080, 80, ()), ("hotport:abc:udp/53", "udp", 53, 53, ()),
         ("hotport:def:tcp/9000", "tcp", 9000, 90, ("10.0.0.0/8",))]
-    claims = NftablesSnapshot(tables, mark).claims(4)
+    claims = NftablesSnapshot(tables, NftablesLayout(mark)).claims(4)
     assert sorted((claim.protocol, claim.first, claim.container_ip, claim.container_port, claim.owner_tag)
                   for claim in claims) == [
         ("tcp", 8080, "172.17.0.3", 80, "hotport:abc:tcp/8080"), ("tcp", 9000, "172.17.0.4", 90, "hotport:def:tcp/9000"),

@@ -68,7 +68,7 @@ def test_current_mappings_read_back_from_dnat_rules():
     loopback = parse_ports(["127.0.0.1:5353:53/udp"])
     guarded = parse_ports(["8080:80"], allowed_sources=["10.0.0.0/8", "192.0.2.7"], local_access=True)
     rules = [rule for mapping in loopback + guarded for rule in Layout().render(mapping, WEB)]
-    assert current_mappings(IPTABLES, rules, "a" * 12) == [
+    assert current_mappings(IptablesSnapshot({4: (None, tables_with([]))}, Layout()), rules, "a" * 12) == [
         dict(host_ip="0.0.0.0", host_port=8080, container_port=80, protocol="tcp",
              allowed_sources=["10.0.0.0/8", "192.0.2.7/32"], local_access=True),
         dict(host_ip="127.0.0.1", host_port=5353, container_port=53, protocol="udp",
