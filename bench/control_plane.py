@@ -12,7 +12,7 @@ Each run gets a fresh throwaway network namespace loaded with a Docker 20.10-lik
   floor     one `iptables-restore --noflush` of exactly hotport's rules plus one iptables-save
   nftables  the same reconcile() through the nftables publisher, in a namespace holding Docker 29's
             nftables tables (tests/integration/rulesets/docker29-nftables.nft)
-  nft-floor one `nft -f` of exactly those rules plus one `nft -a list ruleset` (what a run reads)
+  nft-floor one `nft -f` of exactly those rules plus one `nft -j list ruleset` (what a run reads)
 
 Writes docs/bench/control_plane.json; plot.py draws it.
 """
@@ -59,6 +59,9 @@ class Namespace:
         self.name = "hp-bench-" + uuid.uuid4().hex[:8]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.prefix = ["ip", "netns", "exec", self.name]
+        # The bridge the mappings forward to: a run checks the container's address against it.
+        for command in (["link", "add", "docker0", "type", "bridge"], ["addr", "add", "172.17.0.1/16", "dev", "docker0"]):
+            subprocess.run(["ip", "-n", self.name] + command, check=True)
         if nft:
             self.run(["nft", "-f", NFT_RULESET])
         else:
@@ -127,8 +130,8 @@ def nft_floor(count):
         live = publisher.read()
         rules = [rule for mapping in mappings(count) for rule in publisher.render(live, mapping, WEB)]
         batch = batch_text({4: Plan(add=list(dict((rule.same_as, rule) for rule in rules).values()))})
-        apply = timed(lambda: (ns.run(["nft", "-f", "-"], batch), ns.run(["nft", "-a", "list", "ruleset"])))
-        rerun = timed(lambda: ns.run(["nft", "-a", "list", "ruleset"]))
+        apply = timed(lambda: (ns.run(["nft", "-f", "-"], batch), ns.run(["nft", "-j", "list", "ruleset"])))
+        rerun = timed(lambda: ns.run(["nft", "-j", "list", "ruleset"]))
     return apply, rerun
 
 

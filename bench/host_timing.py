@@ -4,7 +4,7 @@ cannot time from outside without docker exec's own cost in the figure.
   inprocess  the module's work without Ansible, in one process on the host: import hotport's
              module_utils, connect, docker info, resolve the container, reconcile (apply_request)
   floor      one write of exactly hotport's rules (iptables-restore --noflush, or nft -f) plus
-             one read (iptables-save, or nft -a list ruleset); and the read alone; each round
+             one read (iptables-save, or nft -j list ruleset); and the read alone; each round
              starts from a host without them (the shell command "undo")
 
 Prints JSON.
@@ -45,7 +45,7 @@ def inprocess():
 
 def floor():
     if ARGS["publisher"] == "nftables":
-        write, read = ["nft", "-f", "-"], ["nft", "-a", "list", "ruleset"]
+        write, read = ["nft", "-f", "-"], ["nft", "-j", "list", "ruleset"]
     else:
         write, read = ["iptables-restore", "--noflush", "-w"], ["iptables-save"]
     rounds = []

@@ -41,6 +41,7 @@ SHAPES = [
     Shape("local-access", ["8086:86"], (), True, "docker0", "172.17.0.2", "fd00:aa::2"),
     Shape("sources-and-local", ["8087:87/udp"], ("10.0.0.0/8",), True, "docker0", "172.17.0.2", "fd00:aa::2"),
     Shape("ipv6-sources", ["[::]:8088:88"], ("2001:db8::/64",), False, "docker0", "172.17.0.2", "fd00:aa::2"),
+    Shape("ipv6-local-access", ["[::]:8091:91"], (), True, "docker0", "172.17.0.2", "fd00:aa::2"),
     Shape("user-network", ["8089:89"], (), False, "br-5e1f0a7c9d2b", "172.18.0.2", ""),
     Shape("bridge-named-with-a-digit", ["8090:90"], (), False, "0weird", "172.19.0.2", ""),
 ]
