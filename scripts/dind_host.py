@@ -54,6 +54,41 @@ def start(name, daemon, images=("hotport/target",), firewalld=False, image=IMAGE
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+# Rootless Docker 29.7.2 run by the ordinary user hp (molecule/rootless/molecule.yml says why each step).
+ROOTLESS_SOCKET = "unix:///tmp/rl-run/docker.sock"
+ROOTLESS_SETUP = (
+    "for path in $(awk '$5 ~ \"^/(proc|sys)/.\" && $5 !~ \"^/sys/fs/cgroup\" {print $5}' /proc/self/mountinfo | sort -r); "
+    "do umount $path; done; chmod 666 /dev/net/tun; install -d -o hp -m 700 /tmp/rl-run; "
+    "exec runuser -u hp -- sh -c 'export XDG_RUNTIME_DIR=/tmp/rl-run PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+    "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin; "
+    "while :; do dockerd-rootless.sh >>/tmp/rl-run/dockerd.log 2>&1; sleep 1; done'")
+
+
+def start_rootless(name, images=("hotport/target",)):
+    """(Re)start container ``name`` as a DinD host running rootless Docker as hp (uid 1000), whose
+    engine answers at ROOTLESS_SOCKET, with ``images`` loaded -> its Docker version."""
+    remove(name)
+    subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name]
+                   + ["--cap-add=" + cap for cap in CAPABILITIES]
+                   + ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                      "--device", "/dev/net/tun", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                      "--tmpfs", "/var/lib/docker:exec", "--tmpfs", "/home/hp/.local:exec,uid=1000,gid=1000",
+                      IMAGE, "sh", "-c", ROOTLESS_SETUP], capture_output=True, check=True)
+    engine = ["docker", "exec", "-i", "-u", "hp", "-e", "DOCKER_HOST=" + ROOTLESS_SOCKET, name, "docker"]
+    for dummy in range(90):
+        if subprocess.run(engine + ["version"], capture_output=True, check=False).returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        raise RuntimeError("the rootless dockerd of %s did not start: see docker exec %s cat /tmp/rl-run/dockerd.log"
+                           % (name, name))
+    saved = subprocess.Popen(["docker", "save"] + list(images), stdout=subprocess.PIPE)
+    subprocess.run(engine + ["load", "-q"], stdin=saved.stdout, capture_output=True, check=True)
+    saved.wait()
+    return subprocess.run(engine + ["version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def remove(name):
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 

@@ -138,12 +138,12 @@ def transaction(publisher, read, plan, check_mode=False, lock=NO_LOCK):
     return snapshot, plans
 
 
-def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode=False):
+def remove_orphans(runner, engine, existing_ids, client=None, lock_path=LOCK_PATH, check_mode=False):
     """Delete, in one transaction, every hotport rule (any table and chain, both families) whose
     container is not among ``existing_ids`` (full IDs of every container, running or not) -> the
     removed rules' texts. dockerd empties its own chains when it starts, which takes a removed
     container's DNAT but leaves the rest of its rules, forwarding nowhere or to a stranger."""
-    publisher = kernel_publisher(runner, engine)
+    publisher = kernel_publisher(runner, engine, client)
 
     def removed(short_id):
         return not any(container_id.startswith(short_id) for container_id in existing_ids)
@@ -153,7 +153,7 @@ def remove_orphans(runner, engine, existing_ids, lock_path=LOCK_PATH, check_mode
                                           if owner_id(rule) and removed(owner_id(rule))]))
                     for family in sorted(snapshot.families()))
 
-    plans = transaction(publisher, publisher.read, plan, check_mode, HostLock(lock_path))[1]
+    plans = transaction(publisher, publisher.read, plan, check_mode, HostLock(publisher.lock_path or lock_path))[1]
     return [rule.text() for plan in plans.values() for rule in plan.delete]
 
 
@@ -167,8 +167,11 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
     endpoint, short_id = request.endpoint, request.short_id
     checked = publisher.kernel and request.present
     if checked:
-        interfaces = host_interfaces(runner)
-        check_destination(interfaces, endpoint, set(mapping.family for mapping in request.mappings))
+        # The bridge is where the publisher writes (a rootless engine's namespace); host ports and
+        # addresses are the host's.
+        bridges = host_interfaces(publisher.runner)
+        check_destination(bridges, endpoint, set(mapping.family for mapping in request.mappings))
+        interfaces = bridges if publisher.runner is runner else host_interfaces(runner)
     stale = set()
 
     def plan(snapshot):
@@ -190,7 +193,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
         return plans
 
     snapshot, plans = transaction(publisher, lambda: publisher.read(request.mappings, short_id), plan, check_mode,
-                                  HostLock(lock_path) if publisher.kernel else NO_LOCK)
+                                  HostLock(publisher.lock_path or lock_path) if publisher.kernel else NO_LOCK)
     added = [rule for plan in plans.values() for rule in plan.add]
     deleted = [rule for plan in plans.values() for rule in plan.delete]
     removed = set(rule.same_as for rule in deleted)
@@ -210,6 +213,6 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
             "took over host port(s) from removed container(s): %s"
             % ", ".join(sorted(set(tag for family, tag in stale))))
     if not check_mode:
-        outcome.warnings.extend(forget_udp_flows(runner, sorted(
+        outcome.warnings.extend(forget_udp_flows(publisher.runner if publisher.kernel else runner, sorted(
             (family, port) for family, protocol, port in publisher.translated(added) if protocol == "udp")))
     return outcome

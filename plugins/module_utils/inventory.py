@@ -32,6 +32,7 @@ def inventory(publisher, snapshot, containers, sockets=()):
     """A kernel publisher's Snapshot, every container's ContainerFacts and the host's listening
     sockets -> list of dicts, one per published host port and family, sorted."""
     found = []
+    sockets = [listener for listener in sockets if not snapshot.serves(listener.protocol, listener.port)]
     for family in sorted(snapshot.families()):
         found += _FamilyListing(publisher, snapshot, family, containers).items(sockets)
     _mark_clashes(found)

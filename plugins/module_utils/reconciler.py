@@ -103,7 +103,7 @@ def remove_orphaned_rules(runner, client, engine):
     """Delete hotport's rules of containers that no longer exist -> 1 when that failed, else 0.
     Where no kernel rules can be read (rootless Docker, no root, no accept mark) there are none."""
     try:
-        removed = remove_orphans(runner, engine, docker_api.container_ids(client))
+        removed = remove_orphans(runner, engine, docker_api.container_ids(client), client)
     except LayoutError:
         return 0
     except PublisherError as exc:

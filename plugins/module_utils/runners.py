@@ -74,3 +74,19 @@ class ModuleRunner:
     def run(self, argv, data=None):
         argv = [self.which(argv[0]) or argv[0]] + list(argv[1:])
         return self.module.run_command(argv, data=data, binary_data=True, check_rc=False)
+
+
+class NamespaceRunner:
+    """Runs commands through ``runner`` inside the user, network and mount namespaces of process
+    ``pid``: a rootless engine's, entered as its own unprivileged user (where its iptables or nft
+    rules live). Tools are found on the host's PATH (the namespace sees the same files)."""
+
+    def __init__(self, runner, pid):
+        self.runner = runner
+        self.prefix = ["nsenter", "-U", "--preserve-credentials", "-n", "-m", "-t", str(pid), "--"]
+
+    def which(self, name):
+        return self.runner.which(name)
+
+    def run(self, argv, data=None):
+        return self.runner.run(self.prefix + [self.runner.which(argv[0]) or argv[0]] + list(argv[1:]), data)

@@ -195,16 +195,16 @@ def wanted(item, container, owner):
         known and (known.startswith(container) or container.startswith(known)) for known in ids))
 
 
-def kernel_inventory(module, runner, engine, containers, sidecars, local):
+def kernel_inventory(module, runner, client, engine, containers, sidecars):
     """The kernel publisher's items and the engine facts. Where kernel rules cannot be read (rootless
     Docker, no root, the nftables backend without its accept mark, an engine on another machine)
     but sidecars exist, a warning says so and the sidecars are listed alone."""
-    if not local:
+    if not client.connection.is_local():
         module.warn("only hotport's sidecars are listed: the engine is on another machine, whose kernel rules "
                     "(hotport's kernel mappings and Docker's own published ports) a run here cannot read.")
         return [], engine_facts(engine)
     try:
-        publisher = kernel_publisher(runner, engine)
+        publisher = kernel_publisher(runner, engine, client)
         snapshot = publisher.read()
         return inventory(publisher, snapshot, containers, listeners(runner)), engine_facts(engine, publisher, snapshot)
     except PublisherError as exc:
@@ -223,8 +223,7 @@ def main():
         engine = docker_api.engine_info(client)
         containers = docker_api.container_facts(client)
         sidecars = sidecar_snapshot(client).items(containers)
-        kernel, facts = kernel_inventory(module, ModuleRunner(module), engine, containers, sidecars,
-                                         client.connection.is_local())
+        kernel, facts = kernel_inventory(module, ModuleRunner(module), client, engine, containers, sidecars)
     except (docker_api.ResolveError, PublisherError) as exc:
         module.fail_json(msg=str(exc))
     except docker_api.DockerError as exc:

@@ -187,8 +187,8 @@ def test_without_the_accept_mark_the_refusal_names_the_option_and_nothing_change
     assert nft_host.ruleset() == before
 
 
-def test_rootless_is_refused_before_anything_is_read(nft_host, apply):
-    with pytest.raises(LayoutError, match="runs rootless"):
+def test_a_rootless_engine_not_reached_by_its_socket_is_refused_before_anything_is_read(nft_host, apply):
+    with pytest.raises(LayoutError, match="rootless Docker engine works on the engine's own host"):
         apply(nft_host, ["8080:80"], engine=EngineInfo("29.7.2", "1.55", "nftables", rootless=True))
 
 

@@ -29,23 +29,6 @@ class NetfilterError(PublisherError):
     """The ruleset could not be read or written; the message says what to check."""
 
 
-def require_kernel_reach(engine, is_root=True):
-    """Refuse, before reading any ruleset, engines whose containers the host's kernel rules
-    cannot reach (rootless Docker), and a run without root, which cannot write them."""
-    if engine.rootless:
-        raise LayoutError(
-            "this Docker engine runs rootless: its containers live in RootlessKit's network "
-            "namespace, which the host's NAT rules cannot reach (neither iptables nor nftables "
-            "rules of the host see them), so hotport's kernel rules cannot publish a port of it. "
-            "Use method: sidecar, which publishes through Docker itself (a proxy container that "
-            "Docker publishes). Nothing was changed.")
-    if not is_root:
-        raise LayoutError(
-            "method: kernel writes the host's firewall rules and needs root on the Docker host; this "
-            "run is not root. Run it with become: true, or use method: sidecar, which needs only the "
-            "Docker API. Nothing was changed.")
-
-
 @dataclass
 class Plan:
     """What one run changes in one address family: rules (or sidecars) to delete, then to add."""
@@ -108,6 +91,11 @@ class Snapshot:
         PortMapping}, its options read back as this engine's rules give them."""
         raise NotImplementedError
 
+    def serves(self, protocol, port):
+        """Whether the publishing machinery itself listens on this host port (a host socket there is
+        then no clash)."""
+        return False
+
 
 class Publisher:
     """One way to publish a host port (iptables.py, nftables.py, sidecar.py; registry.py chooses):
@@ -149,8 +137,11 @@ class Publisher:
 
 
 class KernelPublisher(Publisher):
-    """A publisher that writes the host's firewall rules, through a runner, for one engine. Its
-    snapshot's ``layout`` renders (and reads back) the rules of this engine's set-up."""
+    """A publisher that writes firewall rules, through a runner (where the engine's bridges and rules
+    are), for one engine. Its snapshot's ``layout`` renders (and reads back) the rules of this
+    engine's set-up. ``lock_path``: where its runs serialise, when not the host's lock."""
+
+    lock_path = None
 
     def __init__(self, runner, engine):
         self.runner = runner

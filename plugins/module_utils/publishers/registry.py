@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, require_kernel_reach
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables import NftablesPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.rootless import RootlessPublisher
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.rootlesskit import RootlessKit, state_dir_of
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import SidecarPublisher
 
 # Docker's firewall backend (docker info: FirewallBackend.Driver, "+firewalld" where firewalld runs)
@@ -24,10 +26,10 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
     this machine's, whose kernel mappings a sidecar must not collide with and whose kernel rules
     this run can write."""
     if method == "sidecar":
-        kernel = None  # no kernel mappings can exist (rootless, another machine's engine) or be read (no root)
+        kernel = None  # no kernel mappings can exist (another machine's engine) or be read (no root)
         if local:
             try:
-                kernel = kernel_publisher(runner, engine)
+                kernel = kernel_publisher(runner, engine, client)
             except LayoutError:
                 pass
         return SidecarPublisher(client, sidecar_image, kernel)
@@ -37,14 +39,22 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
             "machine's engine: rules here cannot reach its containers. Run the task on the engine's host "
             "(its inventory entry, or delegate_to), or use method: sidecar, which publishes through the "
             "engine itself. Nothing was changed." % client.base_url)
-    return kernel_publisher(runner, engine)
+    return kernel_publisher(runner, engine, client)
 
 
-def kernel_publisher(runner, engine):
-    """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish)."""
-    require_kernel_reach(engine, is_root=os.geteuid() == 0)
+def kernel_publisher(runner, engine, client=None):
+    """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish): on a
+    rootless engine inside its namespace, as its user; otherwise the host's rules, as root."""
     backend = (engine.firewall_backend or "iptables").lower().partition("+")[0]
-    return KERNEL_PUBLISHERS.get(backend, IptablesPublisher)(runner, engine)
+    kind = KERNEL_PUBLISHERS.get(backend, IptablesPublisher)
+    if engine.rootless:
+        return RootlessPublisher(runner, engine, RootlessKit(state_dir_of(client and client.base_url)), kind)
+    if os.geteuid() != 0:
+        raise LayoutError(
+            "method: kernel writes the host's firewall rules and needs root on the Docker host; this "
+            "run is not root. Run it with become: true, or use method: sidecar, which needs only the "
+            "Docker API. Nothing was changed.")
+    return kind(runner, engine)
 
 
 def sidecar_snapshot(client):

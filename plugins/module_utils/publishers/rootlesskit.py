@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotport contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RootlessKit, which runs a rootless Docker engine: where its network namespace is, and its port
+API (the REST socket ``api.sock`` of its state dir, what ``rootlessctl`` calls), over the standard
+library. Everything it answers is checked before it is used: it runs as the same unprivileged user,
+but its answers reach commands and rules all the same.
+
+dockerd-rootless.sh keeps the engine's socket at ``$XDG_RUNTIME_DIR/docker.sock`` and RootlessKit's
+state dir at ``$XDG_RUNTIME_DIR/dockerd-rootless`` (``child_pid``, ``api.sock``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ansible_collections.hotport.docker.plugins.module_utils.docker_client import UnixHTTPConnection
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
+
+STATE_DIR = "dockerd-rootless"
+ANSWER_LIMIT = 4 * 1024 * 1024
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+class RootlessKitError(PublisherError):
+    """RootlessKit's port API refused or failed a call; the message says what was undone."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port RootlessKit forwards: ``parent_ip:parent_port`` on the host to ``child_ip:child_port``
+    in the engine's network namespace. ``owner_tag`` when hotport's (see RootlessKit.ours)."""
+
+    protocol: str
+    parent_ip: str
+    parent_port: int
+    child_ip: str
+    child_port: int
+    port_id: int = 0
+    owner_tag: str = None
+    family: int = 4
+
+    @property
+    def same_as(self):
+        return ("rootlesskit", self.protocol, self.parent_ip, self.parent_port, self.child_ip, self.child_port)
+
+    def text(self):
+        """As rootlessctl add-ports takes it, and what diff mode shows."""
+        return "rootlesskit port %s:%d:%s:%d/%s" % (self.parent_ip, self.parent_port, self.child_ip,
+                                                    self.child_port, self.protocol)
+
+    def spec(self):
+        return {"proto": self.protocol, "parentIP": self.parent_ip, "parentPort": self.parent_port,
+                "childIP": self.child_ip, "childPort": self.child_port}
+
+
+def port_for(mapping, container_id, child_ip):
+    """The RootlessKit port that brings ``mapping``'s host port into the namespace, to the same port
+    of its address there (where hotport's DNAT catches it)."""
+    return Port(mapping.protocol, mapping.listen_ip or "0.0.0.0", mapping.host_port, child_ip, mapping.host_port,
+                owner_tag=owner_tag(container_id, mapping.protocol, mapping.host_port))
+
+
+def state_dir_of(docker_host):
+    """RootlessKit's state dir of the rootless engine at ``docker_host`` (its unix socket's folder +
+    dockerd-rootless), or LayoutError naming what is missing."""
+    parts = urlsplit(docker_host or "")
+    if parts.scheme != "unix" or not parts.path:
+        raise LayoutError(
+            "the kernel method on a rootless Docker engine works on the engine's own host, through its unix "
+            "socket (docker_host unix:///run/user/UID/docker.sock); docker_host is %r. Use that socket, or "
+            "method: sidecar. Nothing was changed." % docker_host)
+    return os.path.join(os.path.dirname(parts.path), STATE_DIR)
+
+
+class RootlessKit:
+    """One rootless engine's RootlessKit: its state dir, namespace and port API."""
+
+    def __init__(self, state_dir, timeout=30):
+        self.state_dir = state_dir
+        self.api_socket = os.path.join(state_dir, "api.sock")
+        self.timeout = timeout
+        for path in (state_dir, self.api_socket):
+            if not os.path.exists(path):
+                raise LayoutError(
+                    "this Docker engine runs rootless, and RootlessKit's %s was not found (dockerd-rootless.sh "
+                    "keeps its state dir beside the engine's socket: $XDG_RUNTIME_DIR/dockerd-rootless). Run "
+                    "the task as the engine's user, with docker_host its socket, or use method: sidecar. "
+                    "Nothing was changed." % path)
+        if os.stat(state_dir).st_uid != os.geteuid():
+            raise LayoutError(
+                "RootlessKit's state dir %s belongs to uid %d, and this run is uid %d: only the engine's own "
+                "user can enter its network namespace. Run the task as that user (become_user), or use "
+                "method: sidecar. Nothing was changed." % (state_dir, os.stat(state_dir).st_uid, os.geteuid()))
+
+    def child_pid(self):
+        """The PID whose namespaces the engine lives in (RootlessKit's child), checked."""
+        path = os.path.join(self.state_dir, "child_pid")
+        try:
+            with open(path) as handle:
+                text = handle.read(32).strip()
+        except OSError as exc:
+            raise LayoutError("cannot read RootlessKit's %s: %s. Is the rootless engine running? Nothing was "
+                              "changed." % (path, exc))
+        if not text.isdigit() or int(text) < 2 or not os.path.exists("/proc/%s/ns/net" % text):
+            raise LayoutError("RootlessKit's %s holds %r, not a running process: is the rootless engine running? "
+                              "Nothing was changed." % (path, text[:20]))
+        return int(text)
+
+    def _call(self, method, path, body=None):
+        connection = UnixHTTPConnection(self.api_socket, self.timeout)
+        try:
+            connection.request(method, "/v1" + path, body=None if body is None else json.dumps(body),
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read(ANSWER_LIMIT + 1)
+        except OSError as exc:
+            raise RootlessKitError("RootlessKit's API at %s did not answer %s %s: %s" % (self.api_socket, method, path, exc))
+        finally:
+            connection.close()
+        if len(data) > ANSWER_LIMIT:
+            raise RootlessKitError("RootlessKit's API answered %s %s with more than %d bytes; refused"
+                                   % (method, path, ANSWER_LIMIT))
+        text = data.decode("utf-8", "replace")
+        if response.status >= 300:
+            raise RootlessKitError("RootlessKit refused %s %s (HTTP %d): %s" % (method, path, response.status,
+                                                                               text.strip()[:300]))
+        try:
+            return json.loads(text) if text.strip() else None
+        except (ValueError, RecursionError):
+            raise RootlessKitError("RootlessKit's API answered %s %s with something that is not JSON; refused"
+                                   % (method, path))
+
+    def info(self):
+        """(port driver, child IP of the namespace's network) as RootlessKit says, checked."""
+        info = self._call("GET", "/info")
+        info = info if isinstance(info, dict) else {}
+        network = info.get("networkDriver") if isinstance(info.get("networkDriver"), dict) else {}
+        ports = info.get("portDriver") if isinstance(info.get("portDriver"), dict) else {}
+        child_ip = network.get("childIP")
+        if not _is_unicast_v4(child_ip):
+            raise LayoutError(
+                "RootlessKit reports no IPv4 address of the engine's namespace (network driver %r, child IP %r), "
+                "to which its ports would forward. The kernel method needs slirp4netns, pasta or vpnkit; use "
+                "method: sidecar otherwise. Nothing was changed." % (network.get("driver"), child_ip))
+        return str(ports.get("driver") or "unknown"), child_ip
+
+    def ports(self):
+        """Every port RootlessKit forwards -> [Port]; entries of another shape are refused."""
+        found = []
+        for entry in self._call("GET", "/ports") or []:
+            spec = entry.get("spec") if isinstance(entry, dict) else None
+            try:
+                protocol = str(spec["proto"]).rstrip("46")
+                port = Port(protocol, str(spec.get("parentIP") or "0.0.0.0"), int(spec["parentPort"]),
+                            str(spec.get("childIP") or ""), int(spec.get("childPort") or spec["parentPort"]),
+                            int(entry["id"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RootlessKitError("RootlessKit listed a port hotport cannot read (%s: %r); refused"
+                                       % (exc, entry))
+            if protocol not in PROTOCOLS or not (0 < port.parent_port < 65536 and 0 < port.child_port < 65536):
+                raise RootlessKitError("RootlessKit listed a port hotport cannot read (%r); refused" % entry)
+            found.append(dataclasses.replace(port, family=6 if ":" in port.parent_ip else 4))
+        return found
+
+    def add(self, port):
+        """Forward ``port`` -> the same Port with its ID."""
+        answer = self._call("POST", "/ports", port.spec())
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
+            raise RootlessKitError("RootlessKit answered adding %s with %r, no port ID" % (port.text(), answer))
+        return Port(port.protocol, port.parent_ip, port.parent_port, port.child_ip, port.child_port, answer["id"],
+                    port.owner_tag)
+
+    def remove(self, port):
+        self._call("DELETE", "/ports/%d" % port.port_id)
+
+
+def _is_unicast_v4(text):
+    try:
+        address = ipaddress.IPv4Address(text)
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        return False
+    return not (address.is_unspecified or address.is_multicast or address.is_loopback or address.is_link_local)
