@@ -77,13 +77,15 @@ class ModuleRunner:
 
 
 class NamespaceRunner:
-    """Runs commands through ``runner`` inside the user, network and mount namespaces of process
-    ``pid``: a rootless engine's, entered as its own unprivileged user (where its iptables or nft
-    rules live). Tools are found on the host's PATH (the namespace sees the same files)."""
+    """Runs commands through ``runner`` inside the user and mount namespaces of process ``pid`` and
+    its network namespace, or the one bound at ``net_path``: a rootless engine's, entered as its own
+    unprivileged user (where its iptables or nft rules live). Tools are found on the host's PATH
+    (the namespace sees the same files)."""
 
-    def __init__(self, runner, pid):
+    def __init__(self, runner, pid, net_path=None):
         self.runner = runner
-        self.prefix = ["nsenter", "-U", "--preserve-credentials", "-n", "-m", "-t", str(pid), "--"]
+        self.prefix = ["nsenter", "-U", "--preserve-credentials", "-m", "-t", str(pid),
+                       "--net=" + net_path if net_path else "-n", "--"]
 
     def which(self, name):
         return self.runner.which(name)

@@ -104,11 +104,15 @@ options:
   method:
     description:
       - V(kernel) publishes with the host's kernel rules (iptables in Docker's chains, or hotport's nft
-        tables with Docker's nftables backend); it needs root on the Docker host.
+        tables with Docker's nftables backend); it needs root on the Docker host. On a rootless engine it
+        needs no root: run as the engine's user with O(docker_host) its unix socket, the rules go into the
+        engine's network namespace and one RootlessKit port per mapping brings the host port there, as
+        Docker's own C(-p) does (IPv4 only; O(allowed_sources) is refused, RootlessKit's port drivers
+        do not keep the client's address).
       - V(sidecar) publishes through Docker itself, with one proxy container per mapping (C(socat) from
         O(sidecar_image)) on the target's network, published as C(HOST_IP:HOST_PORT:PORT/PROTO), restart
         policy C(unless-stopped), labelled C(io.hotport.sidecar). It needs only the Docker API, so it works
-        with rootless Docker, Docker's nftables backend without C(bridge-accept-fwmark), and a remote
+        with Docker's nftables backend without C(bridge-accept-fwmark), and a remote
         O(docker_host). On a user-defined network it forwards to the container's name (Docker's DNS
         follows it across restarts); on the default bridge to its address (a re-run or the reconciler
         re-creates the sidecar when that changes). The container sees connections from the sidecar's
@@ -143,6 +147,7 @@ requirements:
   - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains), or with Docker's nftables
     backend nft (the nftables package) and dockerd's C(bridge-accept-fwmark) option
   - conntrack, to clear stale UDP flows when a UDP port is mapped (optional)
+  - on a rootless engine, nsenter (util-linux) and RootlessKit's API socket (RootlessKit 1.1 or newer)
 notes:
   - Docker's port allocator does not know these mappings. A host port mapped here can later be given
     by Docker to a new C(-p) container; hotport refuses to map a port Docker already publishes or
@@ -150,7 +155,9 @@ notes:
     P(hotport.docker.container_port_map_info#module) reports clashes that arise later.
   - Docker's nftables firewall backend (Docker 29, opt-in) needs C(bridge-accept-fwmark) in dockerd's configuration
     (for example the key C(bridge-accept-fwmark) with value C(0x4000000/0x4000000) in C(daemon.json), then a dockerd
-    restart); without it the run is refused with that advice. Rootless Docker is refused.
+    restart); without it the run is refused with that advice.
+  - On a rootless engine RootlessKit's ports live in its memory and a restarted engine has a new network
+    namespace; the reconciler, run as the engine's user with the mappings' O(state_file), writes both again.
   - With the userland proxy on (Docker's default), C(127.0.0.1:HOST_PORT) on the host itself and other
     containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
   - IPv6 mappings need an engine that writes ip6tables rules (C(ip6tables) set to true in C(daemon.json), the

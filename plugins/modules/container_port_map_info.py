@@ -196,9 +196,10 @@ def wanted(item, container, owner):
 
 
 def kernel_inventory(module, runner, client, engine, containers, sidecars):
-    """The kernel publisher's items and the engine facts. Where kernel rules cannot be read (rootless
-    Docker, no root, the nftables backend without its accept mark, an engine on another machine)
-    but sidecars exist, a warning says so and the sidecars are listed alone."""
+    """The kernel publisher's items and the engine facts. Where kernel rules cannot be read (no root
+    on a rootful engine, a rootless engine's namespace not enterable by this user, the nftables
+    backend without its accept mark, an engine on another machine) but sidecars exist, a warning
+    says so and the sidecars are listed alone."""
     if not client.connection.is_local():
         module.warn("only hotport's sidecars are listed: the engine is on another machine, whose kernel rules "
                     "(hotport's kernel mappings and Docker's own published ports) a run here cannot read.")

@@ -126,7 +126,8 @@ class RootlessPublisher(KernelPublisher):
     RootlessKit's ports (``rootlesskit``, a rootlesskit.RootlessKit)."""
 
     def __init__(self, host_runner, engine, rootlesskit, inner_class):
-        super().__init__(NamespaceRunner(host_runner, rootlesskit.child_pid()), engine)
+        pid = rootlesskit.child_pid()
+        super().__init__(NamespaceRunner(host_runner, pid, rootlesskit.network_namespace(pid)), engine)
         self.rootlesskit = rootlesskit
         self.inner = inner_class(self.runner, engine)
         self.name = self.inner.name

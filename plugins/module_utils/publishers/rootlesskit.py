@@ -113,6 +113,13 @@ class RootlessKit:
                               "Nothing was changed." % (path, text[:20]))
         return int(text)
 
+    def network_namespace(self, pid):
+        """Where the engine's network namespace is bound, seen from here: RootlessKit's --detach-netns
+        (dockerd-rootless.sh's default since Docker 26) keeps it at ``netns`` in the state dir of the
+        child's mounts, leaving the child itself in the host's; None without it (the child's own)."""
+        path = "/proc/%d/root%s" % (pid, os.path.join(self.state_dir, "netns"))
+        return path if os.path.exists(path) else None
+
     def _call(self, method, path, body=None):
         connection = UnixHTTPConnection(self.api_socket, self.timeout)
         try:

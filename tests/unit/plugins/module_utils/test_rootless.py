@@ -20,6 +20,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables
     IptablesSnapshot, parse_save)
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.rootless import (
     RootlessLayout, RootlessPublisher, RootlessSnapshot)
+from ansible_collections.hotport.docker.plugins.module_utils.runners import NamespaceRunner
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.rootlesskit import (
     Port, RootlessKit, RootlessKitError, port_for, state_dir_of)
 
@@ -60,7 +61,7 @@ class FakeAPI(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             do_GET = do_POST = do_DELETE = _answer
 
         super().__init__(path, Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
 
 
 @pytest.fixture
@@ -188,6 +189,9 @@ class Kit:
     def child_pid(self):
         return os.getpid()
 
+    def network_namespace(self, pid):
+        return None
+
     def add(self, port):
         self.calls.append(("add", port.parent_port))
         if len([call for call in self.calls if call[0] == "add"]) == self.fail_adding:
@@ -258,3 +262,15 @@ def test_any_failure_of_the_rules_step_undoes_the_ports(tmp_path):
     with pytest.raises(KeyError):
         made.apply(LIVE, plans())
     assert made.rootlesskit.calls == [("remove", 8081), ("add", 8080), ("remove", 8080), ("add", 8081)]
+
+
+def test_the_namespace_is_entered_where_rootlesskit_bound_it(kit, tmp_path):
+    """With --detach-netns the engine's network namespace is a file in the state dir (as the child's
+    mounts see it), and the child itself stays in the host's."""
+    rootlesskit, api = kit
+    assert rootlesskit.network_namespace(os.getpid()) is None
+    (tmp_path / "dockerd-rootless" / "netns").write_text("")
+    bound = rootlesskit.network_namespace(os.getpid())
+    assert bound == "/proc/%d/root%s/netns" % (os.getpid(), rootlesskit.state_dir)
+    runner = NamespaceRunner(types.SimpleNamespace(which=lambda name: "/usr/sbin/" + name), 42, bound)
+    assert runner.prefix == ["nsenter", "-U", "--preserve-credentials", "-m", "-t", "42", "--net=" + bound, "--"]
