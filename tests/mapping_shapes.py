@@ -13,7 +13,8 @@ import sys
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import tests.conftest  # noqa: F401  (makes the collection importable)
+    # The import makes the collection importable (tests/conftest.py).
+    import tests.conftest  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports  # noqa: E402

@@ -105,7 +105,7 @@ options:
     description:
       - V(kernel) publishes with the host's kernel rules (iptables in Docker's chains, or hotport's nft
         tables with Docker's nftables backend); it needs root on the Docker host. On a rootless engine it
-        needs no root: run as the engine's user with O(docker_host) its unix socket, the rules go into the
+        needs no root (run it as the engine's user with O(docker_host) its unix socket); the rules go into the
         engine's network namespace and one RootlessKit port per mapping brings the host port there, as
         Docker's own C(-p) does (IPv4 only; O(allowed_sources) is refused, RootlessKit's port drivers
         do not keep the client's address).

@@ -294,6 +294,7 @@ def live_mappings(rules):
 
 # nft's JSON back to its text syntax, for diff mode and for the identity of rules hotport does not own.
 UNQUALIFIED_META = ("iifname", "oifname", "iif", "oif")
+MARK = {"meta": {"key": "mark"}}
 INTERFACE_KEYS = ("iifname", "oifname")
 VERDICTS = ("accept", "drop", "return", "masquerade", "counter", "continue")
 
@@ -326,8 +327,8 @@ def _statement(statement):
 
 
 def _is_mark(value):
-    return value == {"meta": {"key": "mark"}} or (isinstance(value, dict) and isinstance(value.get("&"), list)
-                                                   and value["&"][:1] == [{"meta": {"key": "mark"}}])
+    masked = value.get("&") if isinstance(value, dict) else None
+    return value == MARK or (isinstance(masked, list) and masked[:1] == [MARK])
 
 
 def _value(value, quoted=False, mark=False):

@@ -136,8 +136,8 @@ class RootlessKit:
                                    % (method, path, ANSWER_LIMIT))
         text = data.decode("utf-8", "replace")
         if response.status >= 300:
-            raise RootlessKitError("RootlessKit refused %s %s (HTTP %d): %s" % (method, path, response.status,
-                                                                               text.strip()[:300]))
+            raise RootlessKitError("RootlessKit refused %s %s (HTTP %d): %s"
+                                   % (method, path, response.status, text.strip()[:300]))
         try:
             return json.loads(text) if text.strip() else None
         except (ValueError, RecursionError):

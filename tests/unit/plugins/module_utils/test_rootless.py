@@ -47,16 +47,16 @@ class FakeAPI(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             def address_string(self):
                 return "rootlesskit"
 
-            def _answer(handler):
-                length = int(handler.headers.get("Content-Length") or 0)
-                body = handler.rfile.read(length).decode() if length else ""
-                self.requests.append((handler.command, handler.path, body and json.loads(body)))
-                status, text = self.answers.get((handler.command, handler.path), (404, "not found"))
+            def _answer(request):  # pylint: disable=no-self-argument
+                length = int(request.headers.get("Content-Length") or 0)
+                body = request.rfile.read(length).decode() if length else ""
+                self.requests.append((request.command, request.path, body and json.loads(body)))
+                status, text = self.answers.get((request.command, request.path), (404, "not found"))
                 data = text.encode()
-                handler.send_response(status)
-                handler.send_header("Content-Length", str(len(data)))
-                handler.end_headers()
-                handler.wfile.write(data)
+                request.send_response(status)
+                request.send_header("Content-Length", str(len(data)))
+                request.end_headers()
+                request.wfile.write(data)
 
             do_GET = do_POST = do_DELETE = _answer
 
@@ -70,10 +70,9 @@ def kit(tmp_path):
     state = tmp_path / "dockerd-rootless"
     state.mkdir()
     (state / "child_pid").write_text(str(os.getpid()))
-    server = FakeAPI(str(state / "api.sock"), {("GET", "/v1/info"): (200, json.dumps(INFO)),
-                                                ("GET", "/v1/ports"): (200, json.dumps([DOCKERS])),
-                                                ("POST", "/v1/ports"): (201, '{"id": 7, "spec": {}}'),
-                                                ("DELETE", "/v1/ports/7"): (200, "null")})
+    answers = {("GET", "/v1/info"): (200, json.dumps(INFO)), ("GET", "/v1/ports"): (200, json.dumps([DOCKERS])),
+               ("POST", "/v1/ports"): (201, '{"id": 7, "spec": {}}'), ("DELETE", "/v1/ports/7"): (200, "null")}
+    server = FakeAPI(str(state / "api.sock"), answers)
     yield RootlessKit(str(state), timeout=5), server
     server.shutdown()
     server.server_close()
