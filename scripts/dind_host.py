@@ -22,7 +22,6 @@ def start(name, daemon, images=("hotport/target",), firewalld=False, image=IMAGE
     ``before_dockerd(name)`` runs once the container runs, before dockerd can start (it waits for
     /etc/docker/ready): for what needs the host's address, such as a TLS certificate. ``also``: a
     shell command started first (sshd)."""
-    remove(name)
     setup = ("mount -o remount,rw /proc/sys; mkdir -p /etc/docker; echo '%s' > /etc/docker/daemon.json; %s"
              % (json.dumps(daemon), also + "; " if also else ""))
     if before_dockerd:
@@ -31,27 +30,11 @@ def start(name, daemon, images=("hotport/target",), firewalld=False, image=IMAGE
         setup += "HOTPORT_FIREWALLD=1 exec /usr/local/sbin/dind-supervise"
     else:
         setup += "while :; do dockerd >>/var/log/dockerd.log 2>&1; sleep 1; done"
-    subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name]
-                   + ["--cap-add=" + cap for cap in CAPABILITIES]
-                   + ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                      "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec", image,
-                      "sh", "-c", setup], capture_output=True, check=True)
+    _run_host(name, image, [], setup)
     if before_dockerd:
         before_dockerd(name)
         subprocess.run(["docker", "exec", name, "touch", "/etc/docker/ready"], check=True)
-    for dummy in range(60):
-        if subprocess.run(["docker", "exec", name, "docker", "version"], capture_output=True, check=False).returncode == 0:
-            break
-        time.sleep(1)
-    else:
-        raise RuntimeError("the inner dockerd of %s did not start: see docker exec %s cat /var/log/dockerd.log"
-                           % (name, name))
-    saved = subprocess.Popen(["docker", "save"] + list(images), stdout=subprocess.PIPE)
-    subprocess.run(["docker", "exec", "-i", name, "docker", "load", "-q"], stdin=saved.stdout, capture_output=True,
-                   check=True)
-    saved.wait()
-    return subprocess.run(["docker", "exec", name, "docker", "version", "--format", "{{.Server.Version}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return _engine_ready(name, ["docker", "exec", "-i", name, "docker"], images, "/var/log/dockerd.log")
 
 
 # Rootless Docker 29.7.2 run by the ordinary user hp (molecule/rootless/molecule.yml says why each step).
@@ -67,25 +50,34 @@ ROOTLESS_SETUP = (
 def start_rootless(name, images=("hotport/target",)):
     """(Re)start container ``name`` as a DinD host running rootless Docker as hp (uid 1000), whose
     engine answers at ROOTLESS_SOCKET, with ``images`` loaded -> its Docker version."""
+    _run_host(name, IMAGE, ["--device", "/dev/net/tun", "--tmpfs", "/home/hp/.local:exec,uid=1000,gid=1000"],
+              ROOTLESS_SETUP)
+    return _engine_ready(name, ["docker", "exec", "-i", "-u", "hp", "-e", "DOCKER_HOST=" + ROOTLESS_SOCKET, name,
+                                "docker"], images, "/tmp/rl-run/dockerd.log")
+
+
+def _run_host(name, image, extra, setup):
+    """A fresh DinD container ``name`` running ``setup`` with every capability the machine hands out."""
     remove(name)
     subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name]
                    + ["--cap-add=" + cap for cap in CAPABILITIES]
                    + ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                      "--device", "/dev/net/tun", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                      "--tmpfs", "/var/lib/docker:exec", "--tmpfs", "/home/hp/.local:exec,uid=1000,gid=1000",
-                      IMAGE, "sh", "-c", ROOTLESS_SETUP], capture_output=True, check=True)
-    engine = ["docker", "exec", "-i", "-u", "hp", "-e", "DOCKER_HOST=" + ROOTLESS_SOCKET, name, "docker"]
+                      "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec"]
+                   + extra + [image, "sh", "-c", setup], capture_output=True, check=True)
+
+
+def _engine_ready(name, docker, images, log):
+    """Wait for the inner engine (reached by the ``docker`` CLI argv), load ``images`` -> its version."""
     for dummy in range(90):
-        if subprocess.run(engine + ["version"], capture_output=True, check=False).returncode == 0:
+        if subprocess.run(docker + ["version"], capture_output=True, check=False).returncode == 0:
             break
         time.sleep(1)
     else:
-        raise RuntimeError("the rootless dockerd of %s did not start: see docker exec %s cat /tmp/rl-run/dockerd.log"
-                           % (name, name))
+        raise RuntimeError("the inner dockerd of %s did not start: see docker exec %s cat %s" % (name, name, log))
     saved = subprocess.Popen(["docker", "save"] + list(images), stdout=subprocess.PIPE)
-    subprocess.run(engine + ["load", "-q"], stdin=saved.stdout, capture_output=True, check=True)
+    subprocess.run(docker + ["load", "-q"], stdin=saved.stdout, capture_output=True, check=True)
     saved.wait()
-    return subprocess.run(engine + ["version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
+    return subprocess.run(docker + ["version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
