@@ -51,98 +51,100 @@ def _describe(entry):
         item if isinstance(item, str) else json.dumps(item, sort_keys=True) for item in ports))
 
 
-def apply_entry(runner, client, engine, entry, state="present", container=None):
-    """One recorded request -> True when it holds (or is waiting for its container to start).
+class EngineSession:
+    """One connection to the engine and what is applied through it: ``runner`` for the host's
+    commands, ``client`` and ``engine`` (docker_api), the ``state_file`` of recorded requests."""
 
-    Never raises for a bad entry: an entry the module could not have written, or any failure
-    while applying it, is logged with its reason, and the other entries go on.
-    """
-    try:
-        return _apply_entry(runner, client, engine, entry, state, container)
-    except (docker_api.DockerError, OSError):
-        raise  # dockerd went away: watch() reconnects and applies everything anew
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        log("FAILED %s: unexpected %s: %s" % (_describe(entry), type(exc).__name__, exc))
-        return False
+    def __init__(self, runner, client, engine, state_file):
+        self.runner, self.client, self.engine, self.state_file = runner, client, engine, state_file
 
+    def apply_entry(self, entry, state="present", container=None):
+        """One recorded request -> True when it holds (or is waiting for its container to start).
 
-def _apply_entry(runner, client, engine, entry, state, container):
-    if not isinstance(entry, dict) or not isinstance(entry.get("container"), str):
-        log("FAILED %s: not a recorded request (a dict with a container name); fix or remove it in "
-            "the state file" % _describe(entry))
-        return False
-    request = dict(entry, state=state, container=container or entry["container"])
-    try:
-        outcome = apply_request(runner, client, engine, request)[1]
-    except docker_api.ResolveError as exc:
-        if state == "present" and _is_waiting(client, request["container"]):
-            log("waiting for %s: %s" % (_describe(entry), exc))
-            return True
-        log("FAILED %s: %s" % (_describe(entry), exc))
-        return False
-    except REQUEST_FAILURES as exc:
-        log("FAILED %s: %s" % (_describe(entry), exc))
-        return False
-    for line in ["- " + rule for rule in outcome.removed] + ["+ " + rule for rule in outcome.added]:
-        log("%s %s" % (entry["container"], line))
-    for warning in outcome.warnings:
-        log("warning: %s" % warning)
-    return True
+        Never raises for a bad entry: an entry the module could not have written, or any failure
+        while applying it, is logged with its reason, and the other entries go on.
+        """
+        try:
+            return self._apply_entry(entry, state, container)
+        except (docker_api.DockerError, OSError):
+            raise  # dockerd went away: watch() reconnects and applies everything anew
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            log("FAILED %s: unexpected %s: %s" % (_describe(entry), type(exc).__name__, exc))
+            return False
 
+    def _apply_entry(self, entry, state, container):
+        if not isinstance(entry, dict) or not isinstance(entry.get("container"), str):
+            log("FAILED %s: not a recorded request (a dict with a container name); fix or remove it in "
+                "the state file" % _describe(entry))
+            return False
+        request = dict(entry, state=state, container=container or entry["container"])
+        try:
+            outcome = apply_request(self.runner, self.client, self.engine, request)[1]
+        except docker_api.ResolveError as exc:
+            if state == "present" and self._is_waiting(request["container"]):
+                log("waiting for %s: %s" % (_describe(entry), exc))
+                return True
+            log("FAILED %s: %s" % (_describe(entry), exc))
+            return False
+        except REQUEST_FAILURES as exc:
+            log("FAILED %s: %s" % (_describe(entry), exc))
+            return False
+        for line in ["- " + rule for rule in outcome.removed] + ["+ " + rule for rule in outcome.added]:
+            log("%s %s" % (entry["container"], line))
+        for warning in outcome.warnings:
+            log("warning: %s" % warning)
+        return True
 
-def _is_waiting(client, container):
-    """A container that exists but is not running yet: its start event will apply it."""
-    try:
-        attrs = docker_api.inspect_container(client, container)
-    except docker_api.ResolveError:
-        return False
-    return not (attrs.get("State") or {}).get("Running")
+    def _is_waiting(self, container):
+        """A container that exists but is not running yet: its start event will apply it."""
+        try:
+            attrs = docker_api.inspect_container(self.client, container)
+        except docker_api.ResolveError:
+            return False
+        return not (attrs.get("State") or {}).get("Running")
 
-
-def remove_orphaned_rules(runner, client, engine):
-    """Delete hotport's rules of containers that no longer exist -> 1 when that failed, else 0.
-    Where no kernel rules can be read (rootless Docker, no root, no accept mark) there are none."""
-    try:
-        removed = remove_orphans(runner, engine, docker_api.container_ids(client), client)
-    except LayoutError:
+    def remove_orphaned_rules(self):
+        """Delete hotport's rules of containers that no longer exist -> 1 when that failed, else 0.
+        Where no kernel rules can be read (no root, no accept mark) there are none."""
+        try:
+            removed = remove_orphans(self.runner, self.engine, docker_api.container_ids(self.client), self.client)
+        except LayoutError:
+            return 0
+        except PublisherError as exc:
+            log("FAILED removing the rules of removed containers: %s" % exc)
+            return 1
+        for rule in removed:
+            log("removed container's rule - %s" % rule)
         return 0
-    except PublisherError as exc:
-        log("FAILED removing the rules of removed containers: %s" % exc)
-        return 1
-    for rule in removed:
-        log("removed container's rule - %s" % rule)
-    return 0
 
+    def apply_all(self):
+        """The rules of removed containers, then every recorded request -> number of failures."""
+        failures = self.remove_orphaned_rules()
+        for entry in load_state(self.state_file):
+            failures += not self.apply_entry(entry)
+        return failures
 
-def apply_all(runner, client, engine, state_file):
-    """The rules of removed containers, then every recorded request -> number of failures."""
-    failures = remove_orphaned_rules(runner, client, engine)
-    for entry in load_state(state_file):
-        failures += not apply_entry(runner, client, engine, entry)
-    return failures
-
-
-def handle_event(runner, client, engine, state_file, event):
-    """Apply what one Docker event changes -> number of failures."""
-    kind, action = event.get("Type"), event.get("Action") or event.get("status")
-    actor = event.get("Actor") or {}
-    if kind == "network" and action in NETWORK_ACTIONS:
-        return apply_all(runner, client, engine, state_file)
-    if kind != "container" or action not in CONTAINER_ACTIONS:
-        return 0
-    container_id = actor.get("ID") or event.get("id") or ""
-    names = (container_id, container_id[:12], (actor.get("Attributes") or {}).get("name"))
-    failures = 0
-    for entry in load_state(state_file):
-        if not isinstance(entry, dict) or entry.get("container") not in names:
-            continue
-        log("container %s: %s" % (entry["container"], action))
-        if action == "start":
-            failures += not apply_entry(runner, client, engine, entry)
-        else:
-            # Its address is released now; a rule left behind would forward to whoever gets it next.
-            failures += not apply_entry(runner, client, engine, entry, "absent", container_id)
-    return failures
+    def handle_event(self, event):
+        """Apply what one Docker event changes -> number of failures."""
+        kind, action = event.get("Type"), event.get("Action") or event.get("status")
+        actor = event.get("Actor") or {}
+        if kind == "network" and action in NETWORK_ACTIONS:
+            return self.apply_all()
+        if kind != "container" or action not in CONTAINER_ACTIONS:
+            return 0
+        container_id = actor.get("ID") or event.get("id") or ""
+        names = (container_id, container_id[:12], (actor.get("Attributes") or {}).get("name"))
+        failures = 0
+        for entry in load_state(self.state_file):
+            if not isinstance(entry, dict) or entry.get("container") not in names:
+                continue
+            log("container %s: %s" % (entry["container"], action))
+            if action == "start":
+                failures += not self.apply_entry(entry)
+            else:
+                # Its address is released now; a rule left behind would forward to whoever gets it next.
+                failures += not self.apply_entry(entry, "absent", container_id)
+        return failures
 
 
 def watch(runner, connect, state_file, interval):
@@ -166,14 +168,15 @@ def watch(runner, connect, state_file, interval):
             log("connected to Docker %s (firewall: %s%s); applying %s" % (
                 engine.version, engine.firewall_backend,
                 ", following firewalld reloads" if follow_firewalld else "", state_file))
-            apply_all(runner, client, engine, state_file)
+            connected = EngineSession(runner, client, engine, state_file)
+            connected.apply_all()
             next_full_pass = since + interval
             delay = 1
             while True:
                 until = since + window
                 # The stream ends at `until`; windows follow each other, so no event falls between.
                 for event in client.events(since, until, {"type": ["container", "network"]}):
-                    handle_event(runner, client, engine, state_file, event)
+                    connected.handle_event(event)
                 since = until
                 latest = docker_api.firewalld_reloaded_at(client) if follow_firewalld else reloaded_at
                 if latest != reloaded_at:
@@ -182,7 +185,7 @@ def watch(runner, connect, state_file, interval):
                         % (reloaded_at, state_file))
                 elif since < next_full_pass:
                     continue
-                apply_all(runner, client, engine, state_file)
+                connected.apply_all()
                 next_full_pass = since + interval
         except (docker_api.DockerError, docker_api.ResolveError, OSError) as exc:
             # dockerd stopped or restarted (connect() reports that as ResolveError): it flushes
@@ -257,7 +260,7 @@ def main(argv=None):
         return 0
     try:
         client = connect()
-        failures = apply_all(runner, client, docker_api.engine_info(client), args.state_file)
+        failures = EngineSession(runner, client, docker_api.engine_info(client), args.state_file).apply_all()
     except (docker_api.DockerError, docker_api.ResolveError, StateFileError) as exc:
         log("FAILED: %s" % exc)
         return 1

@@ -90,7 +90,7 @@ class FirewalldEngine:
 def test_watch_applies_everything_once_docker_has_redone_its_rules_after_a_firewalld_reload(
         monkeypatch, capsys, tmp_path):
     passes = []
-    monkeypatch.setattr(reconciler, "apply_all", lambda *args: passes.append(args) or 0)
+    monkeypatch.setattr(reconciler.EngineSession, "apply_all", lambda self: passes.append(self) or 0)
     # info() calls: engine_info (the baseline), then one after each window.
     engine = FirewalldEngine(["", "", "", "2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"])
     with pytest.raises(Enough):
@@ -114,7 +114,7 @@ def recording_requests(monkeypatch, fail_for=()):
         return None, Outcome(changed=False, engine={})
 
     monkeypatch.setattr(reconciler, "apply_request", apply_request)
-    monkeypatch.setattr(reconciler, "remove_orphaned_rules", lambda runner, client, engine: 0)
+    monkeypatch.setattr(reconciler.EngineSession, "remove_orphaned_rules", lambda self: 0)
     return requests
 
 
@@ -123,7 +123,7 @@ def test_an_entry_that_fails_unexpectedly_does_not_stop_the_entries_after_it(mon
     state = tmp_path / "m.json"
     entries = [{"container": "web", "ports": 5}, {"container": "db", "ports": ["15432:5432/tcp"]}]
     update_state(str(state), lambda old: entries)
-    assert reconciler.apply_all(None, None, None, str(state)) == 1
+    assert reconciler.EngineSession(None, None, None, str(state)).apply_all() == 1
     assert requests == [("db", "present")]
     assert "FAILED web 5: unexpected TypeError" in capsys.readouterr().out
 
@@ -134,5 +134,5 @@ def test_a_recorded_containers_start_applies_and_its_death_removes(monkeypatch, 
     path = tmp_path / "m.json"
     update_state(str(path), lambda entries: [{"container": "db", "ports": ["15432:5432/tcp"]}])
     event = {"Type": "container", "Action": action, "Actor": {"ID": "d" * 64, "Attributes": {"name": "db"}}}
-    assert reconciler.handle_event(None, None, None, str(path), event) == 0
+    assert reconciler.EngineSession(None, None, None, str(path)).handle_event(event) == 0
     assert requests == [("db" if state == "present" else "d" * 64, state)]
