@@ -169,6 +169,7 @@ from ansible_collections.hotport.docker.plugins.module_utils import docker_api, 
 from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once
+from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher, sidecar_snapshot
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
@@ -190,7 +191,8 @@ def wanted(item, container, owner):
         return True
     facts = item["container"] or {}
     # A removed container is known only by the short ID in our tag.
-    ids = [facts.get("id") or "", item["tag"].split(":")[1] if item["tag"] else ""]
+    tag = parse_owner_tag(item["tag"])
+    ids = [facts.get("id") or "", tag[0] if tag else ""]
     return container == facts.get("name") or (len(container) >= 12 and any(
         known and (known.startswith(container) or container.startswith(known)) for known in ids))
 
