@@ -24,7 +24,7 @@ description:
     Rules without that comment are never modified; chains are never flushed.
   - Re-running after the container restarted with a new address moves the mapping; re-running after
     dockerd restarted (which flushes Docker's chains) writes it again.
-  - Must run as root on the Docker host itself.
+  - Must run on the Docker host itself, as root (on a rootless engine, as the engine's own user).
 author:
   - hotport developers (@hotport)
 extends_documentation_fragment:

@@ -19,7 +19,7 @@ description:
     or the reconciler service repairs both.
   - Flags clashes, one host port claimed by two owners. Docker's port allocator does not know
     hotport's mappings and can give the same port to a new C(-p) container later.
-  - Changes nothing. Must run as root on the Docker host.
+  - Changes nothing. Must run on the Docker host, as root (on a rootless engine, as the engine's own user).
 author:
   - hotport developers (@hotport)
 extends_documentation_fragment:
