@@ -32,19 +32,17 @@ class Rule:
     family: int = 4
     # Asked for again and again while planning over thousands of rules: found once, at creation.
     owner_tag: str = field(init=False, repr=False, compare=False)
+    # Identity for diffing: placement does not change what a rule is.
+    same_as: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         comment = self.comment
         object.__setattr__(self, "owner_tag", comment if comment and _rendered_for(self, comment) else None)
+        object.__setattr__(self, "same_as", (self.family, self.table, self.chain, self.args))
 
     @property
     def comment(self):
         return self.value("--comment")
-
-    @property
-    def same_as(self):
-        """Identity for diffing: placement does not change what a rule is."""
-        return (self.family, self.table, self.chain, self.args)
 
     def line(self, verb="-A"):
         head = [verb, self.chain]

@@ -108,21 +108,21 @@ class NftRule:
     handle: int = field(default=0, compare=False)
     translation: Translation = field(default=None, compare=False, repr=False)
     owner_tag: str = field(init=False, repr=False, compare=False)
+    # Identity for diffing, found once at creation: hotport's rules by their comment (a mapping's by tag
+    # and digest, the structure's by its name: a changed digest there is a rule to rewrite, see
+    # misplaced), others by text.
+    same_as: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         tag = self.comment.split(" ", 1)[0]
         object.__setattr__(self, "owner_tag", tag if tag.startswith(TAG_PREFIX) else None)
-
-    @property
-    def same_as(self):
-        """Identity for diffing: hotport's rules by their comment (a mapping's by tag and digest, the
-        structure's by its name: a changed digest there is a rule to rewrite, see misplaced), others
-        by text."""
         if self.comment.startswith(TAG_PREFIX):
-            return (self.family, self.table, self.chain, self.comment)
-        if is_structure(self.comment):
-            return (self.family, self.table, self.chain, " ".join(self.comment.split(" ")[:2]))
-        return (self.family, self.table, self.chain, self.expr, self.comment)
+            identity = (self.family, self.table, self.chain, self.comment)
+        elif is_structure(self.comment):
+            identity = (self.family, self.table, self.chain, " ".join(self.comment.split(" ")[:2]))
+        else:
+            identity = (self.family, self.table, self.chain, self.expr, self.comment)
+        object.__setattr__(self, "same_as", identity)
 
     def statement(self):
         return "%s comment \"%s\"" % (self.expr, self.comment) if self.comment else self.expr
