@@ -113,19 +113,24 @@ def test_the_mapping_follows_the_container_to_a_new_address(host):
         host.run(DOCKER + "rm -f thief")
 
 
-def test_the_reconciler_restores_both_halves_after_the_engine_restarts(host):
-    """RootlessKit's ports live in its memory and the namespace is new: the reconciler, running as
-    hp, writes the rules and the ports again once the engine is back."""
-    address = dind_address(host)
+def restart_engine(host):
+    """Kill RootlessKit (this scenario's own process, by its PID: molecule.yml starts it, and starts
+    it again) -> once the new engine answers."""
     old_pid = host.check_output("cat %s/child_pid" % STATE)
-    # The engine's processes are this scenario's own (molecule.yml starts them): RootlessKit by its PID.
-    host.check_output("kill $(cat /proc/%s/status | awk '/^PPid/ {print $2}')" % old_pid)
+    host.check_output("kill $(awk '/^PPid/ {print $2}' /proc/%s/status)" % old_pid)
 
     def back():
         return host.run("test \"$(cat %s/child_pid 2>/dev/null)\" != %s && %s info -f '{{.ID}}'"
                         % (STATE, old_pid, DOCKER)).rc == 0
 
     assert eventually(back, True, timeout=90), "the rootless engine did not come back"
+
+
+def test_the_reconciler_restores_both_halves_after_the_engine_restarts(host):
+    """RootlessKit's ports live in its memory and the namespace is new: the reconciler, running as
+    hp, writes the rules and the ports again once the engine is back."""
+    address = dind_address(host)
+    restart_engine(host)
     answer = eventually(lambda: tcp_get(address, 8080), PAYLOAD, timeout=60)
     assert answer == PAYLOAD, (answer, host.run("tail -20 /tmp/rl-run/reconcile.log").stdout, ports(host))
     assert_udp_answers(host, address, 8053, timeout=30)
@@ -169,6 +174,28 @@ def test_absent_leaves_no_port_no_rule_and_no_sidecar(host):
     assert gone.get("changed"), gone
     assert [name for name in containers(host) if name.startswith("hotport-")] == []
     assert tcp_get(address, 9090) == PAYLOAD
+
+
+def test_the_nftables_backend_of_a_rootless_engine_works_alike(host):
+    """The same engine restarted with its nftables firewall backend and the accept mark: hotport's
+    nftables publisher in the namespace, RootlessKit's ports as before."""
+    host.check_output("mkdir -p ~/.config/docker && echo '{\"firewall-backend\": \"nftables\", "
+                      "\"bridge-accept-fwmark\": \"0x4000000/0x4000000\"}' > ~/.config/docker/daemon.json")
+    try:
+        restart_engine(host)
+        assert host.check_output(DOCKER + "info -f '{{.FirewallBackend.Driver}}'") == "nftables"
+        address = dind_address(host)
+        mapped = kernel(host, ports=["8090:80", "8093:53/udp"])
+        assert mapped.get("changed") and mapped["engine"]["publisher"] == "nftables", mapped
+        assert eventually(lambda: tcp_get(address, 8090), PAYLOAD, timeout=10) == PAYLOAD
+        assert_udp_answers(host, address, 8093)
+        assert kernel(host, ports=["8090:80", "8093:53/udp"]).get("changed") is False
+        removed = kernel(host, ports=["8090:80", "8093:53/udp"], state="absent")
+        assert removed.get("changed"), removed
+        assert not [entry for entry in ports(host) if ":8090 " in entry or ":8093 " in entry], ports(host)
+        assert tcp_get(address, 8090) is None
+    finally:
+        host.run("rm -f ~/.config/docker/daemon.json")
 
 
 def test_the_reconciler_stops_with_the_scenario(host):
