@@ -87,7 +87,10 @@ def test_differential_against_docker_run_p(host):
     assert docker_side and hotport_side == docker_side
     address = dind_address(host)
     assert tcp_get(address, 9090) == tcp_get(address, 9091) == PAYLOAD
-    assert udp_ask(address, 9053) == udp_ask(address, 9054) == PAYLOAD
+    # Each as a UDP client retries (new flows): Docker's own twin also left its first datagrams
+    # unanswered once in CI, on a loaded machine (see probes.assert_udp_answers).
+    for port in (9053, 9054):
+        assert eventually(lambda: udp_ask(address, port), PAYLOAD, timeout=10) == PAYLOAD, port
     own = own_address(host)
     for port in (9090, 9091):
         assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
