@@ -90,7 +90,7 @@ def test_differential_against_docker_run_p(host):
     # Each as a UDP client retries (new flows): Docker's own twin also left its first datagrams
     # unanswered once in CI, on a loaded machine (see probes.assert_udp_answers).
     for port in (9053, 9054):
-        assert eventually(lambda: udp_ask(address, port), PAYLOAD, timeout=10) == PAYLOAD, port
+        assert eventually(lambda port=port: udp_ask(address, port), PAYLOAD, timeout=10) == PAYLOAD, port
     own = own_address(host)
     for port in (9090, 9091):
         assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
