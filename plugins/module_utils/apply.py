@@ -199,8 +199,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
     removed = set(rule.same_as for rule in deleted)
     before = [rule for family in sorted(snapshot.families()) for rule in snapshot.owned(family)
               if (family, rule.owner_tag) in stale or owner_id(rule) == short_id]
-    after = dict((identity, rule) for identity, rule in ((rule.same_as, rule) for rule in before)
-                 if identity not in removed)
+    after = dict((rule.same_as, rule) for rule in before if rule.same_as not in removed)
     for rule in added:
         after.setdefault(rule.same_as, rule)
     after = list(after.values())

@@ -59,6 +59,7 @@ class _FamilyListing:
     def __init__(self, publisher, snapshot, family, containers):
         self.publisher, self.snapshot, self.family, self.containers = publisher, snapshot, family, containers
         self.claims = snapshot.claims(family)
+        self.present = snapshot.present(family)
         self.ours = snapshot.mappings_of(snapshot.owned(family))
 
     def items(self, sockets):
@@ -100,8 +101,7 @@ class _FamilyListing:
             now = ", ".join("%s on %s" % (endpoint.address(self.family), endpoint.network)
                             for endpoint in facts.endpoints if endpoint.address(self.family))
             return placeholder, "address changed (container now at %s)" % (now or "no address"), False
-        present = self.snapshot.present(self.family)
-        complete = all(rule.same_as in present for rule in self.publisher.render(self.snapshot, mapping, at[0]))
+        complete = all(rule.same_as in self.present for rule in self.publisher.render(self.snapshot, mapping, at[0]))
         return _container_view(at[0], True), "", complete
 
     def without_dnat(self):

@@ -97,6 +97,27 @@ class Snapshot:
         return False
 
 
+class KernelSnapshot(Snapshot):
+    """A kernel publisher's live state: per family its owned rules and its claims ({family: list}),
+    worked out once when read, and the ``layout`` that renders its rules and reads them back."""
+
+    def __init__(self, layout, owned, claims):
+        self.layout = layout
+        self._owned, self._claims = owned, claims
+
+    def families(self):
+        return set(self._owned)
+
+    def claims(self, family):
+        return self._claims[family]
+
+    def owned(self, family):
+        return self._owned[family]
+
+    def mappings_of(self, rules):
+        return self.layout.mappings(rules)
+
+
 class Publisher:
     """One way to publish a host port (iptables.py, nftables.py, sidecar.py; registry.py chooses):
     what acts. What is live is its Snapshot's to say."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers import base
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Snapshot
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import KernelSnapshot
 
 
 @dataclass(frozen=True)
@@ -202,30 +202,18 @@ def undo_plan(before, after):
     return undo
 
 
-class IptablesSnapshot(Snapshot):
+class IptablesSnapshot(KernelSnapshot):
     """What one read found: per family the Iptables and its parsed tables, and the layout; what the
     planner asks of a family is worked out once, here."""
 
     def __init__(self, rulesets, layout):
         self.rulesets = rulesets  # {family: (Iptables, {table name: Table})}
-        self.layout = layout
-        self._owned, self._claims, self._positions, self._first_drop = {}, {}, {}, {}
+        super().__init__(layout, dict((family, owned_rules(tables)) for family, (dummy, tables) in rulesets.items()),
+                         dict((family, layout.claims(tables["nat"], family))
+                              for family, (dummy, tables) in rulesets.items()))
+        self._positions, self._first_drop = {}, {}
         for family, (dummy, tables) in rulesets.items():
-            self._owned[family] = owned_rules(tables)
-            self._claims[family] = layout.claims(tables["nat"], family)
             self._positions[family], self._first_drop[family] = placement(tables)
-
-    def tables(self, family):
-        return self.rulesets[family][1]
-
-    def families(self):
-        return set(self.rulesets)
-
-    def claims(self, family):
-        return self._claims[family]
-
-    def owned(self, family):
-        return self._owned[family]
 
     def present(self, family):
         return set(self._positions[family])
@@ -239,6 +227,3 @@ class IptablesSnapshot(Snapshot):
         drop = self._first_drop[family].get((rule.table, rule.chain))
         return bool(rule.position) and drop is not None and any(
             at > drop for at in self._positions[family].get(rule.same_as, []))
-
-    def mappings_of(self, rules):
-        return self.layout.mappings(rules)

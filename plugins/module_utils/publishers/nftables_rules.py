@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, Snapshot
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import Claim, KernelSnapshot
 
 TABLE = "hotport"
 DOCKER_TABLE = "docker-bridges"
@@ -173,22 +173,21 @@ class AcceptMark:
         return "0x%x/0x%x" % (self.value, self.mask)
 
 
-class NftablesSnapshot(Snapshot):
+class NftablesSnapshot(KernelSnapshot):
     """What one read found: hotport's and Docker's rules per family, and the layout they are rendered
     and read back with (nftables_render.NftablesLayout, which knows Docker's accept mark)."""
 
     def __init__(self, tables, layout):
         self.tables = tables  # {(family, table name): {chain or set name: [NftRule or NftElement]}}
-        self.layout = layout
-        self._owned, self._claims, self._index = {}, {}, {}
-        for family in self.families():
-            ours = [rule for rules in tables.get((family, TABLE), {}).values() for rule in rules]
-            self._owned[family] = [rule for rule in ours if rule.owner_tag]
-            index = {}
-            for rule in ours:
-                index.setdefault(rule.same_as, []).append(rule)
-            self._index[family] = index
-            self._claims[family] = self._claims_of(family)
+        families = sorted(family for family, table in tables if table == DOCKER_TABLE)
+        live = dict((family, [rule for rules in tables.get((family, TABLE), {}).values() for rule in rules])
+                    for family in families)
+        owned = dict((family, [rule for rule in live[family] if rule.owner_tag]) for family in families)
+        super().__init__(layout, owned, dict((family, self._claims_of(family)) for family in families))
+        self._index = dict((family, {}) for family in families)  # {family: {identity: [live copies]}}
+        for family in families:
+            for rule in live[family]:
+                self._index[family].setdefault(rule.same_as, []).append(rule)
 
     def _claims_of(self, family):
         """Docker's DNATs, then hotport's (rules of nat-mappings and elements of DNAT maps; a mapping
@@ -206,15 +205,6 @@ class NftablesSnapshot(Snapshot):
                                 rule.owner_tag, found.container_ip, found.container_port))
         return claims
 
-    def families(self):
-        return set(family for family, table in self.tables if table == DOCKER_TABLE)
-
-    def claims(self, family):
-        return self._claims[family]
-
-    def owned(self, family):
-        return self._owned[family]
-
     def present(self, family):
         return set(self._index[family])
 
@@ -225,6 +215,3 @@ class NftablesSnapshot(Snapshot):
         """A structure rule rendered differently now (its digest): no foreign rule stands in the way
         in hotport's own chains."""
         return is_structure(rule.comment) and any(copy.comment != rule.comment for copy in self.copies(family, rule))
-
-    def mappings_of(self, rules):
-        return self.layout.mappings(rules)

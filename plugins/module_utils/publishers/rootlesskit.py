@@ -16,7 +16,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import UnixHTTPConnection
@@ -32,7 +31,7 @@ class RootlessKitError(PublisherError):
     """RootlessKit's port API refused or failed a call; the message says what was undone."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Port:
     """One port RootlessKit forwards: ``parent_ip:parent_port`` on the host to ``child_ip:child_port``
     in the engine's network namespace. ``owner_tag`` when hotport's (see RootlessKit.ours)."""
@@ -44,7 +43,10 @@ class Port:
     child_port: int
     port_id: int = 0
     owner_tag: str = None
-    family: int = 4
+
+    @property
+    def family(self):
+        return 6 if ":" in self.parent_ip else 4
 
     @property
     def same_as(self):
@@ -173,7 +175,7 @@ class RootlessKit:
                                        % (exc, entry))
             if protocol not in PROTOCOLS or not (0 < port.parent_port < 65536 and 0 < port.child_port < 65536):
                 raise RootlessKitError("RootlessKit listed a port hotport cannot read (%r); refused" % entry)
-            found.append(dataclasses.replace(port, family=6 if ":" in port.parent_ip else 4))
+            found.append(port)
         return found
 
     def add(self, port):
@@ -181,8 +183,7 @@ class RootlessKit:
         answer = self._call("POST", "/ports", port.spec())
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
             raise RootlessKitError("RootlessKit answered adding %s with %r, no port ID" % (port.text(), answer))
-        return Port(port.protocol, port.parent_ip, port.parent_port, port.child_ip, port.child_port, answer["id"],
-                    port.owner_tag)
+        return dataclasses.replace(port, port_id=answer["id"])
 
     def remove(self, port):
         self._call("DELETE", "/ports/%d" % port.port_id)
