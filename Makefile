@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo demo-clean test unit golden integration e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo demo-clean test unit golden netns e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -29,8 +29,9 @@ unit: setup
 golden: setup
 	python tests/mapping_shapes.py
 
-integration: setup
-	python -m pytest -q tests/integration
+# pytest suites against real iptables and nft in throwaway network namespaces (no engine).
+netns: setup
+	python -m pytest -q tests/netns
 
 # Most on this host's engine; the nftables backend's (with and without firewalld) on a Docker 29.7.2 DinD host.
 e2e: engine
@@ -59,7 +60,7 @@ test: engine
 	$(MAKE) compat
 	$(MAKE) fresh
 	images/dind/build.sh sid-29
-	python -m pytest -q tests/unit tests/integration tests/e2e
+	python -m pytest -q tests/unit tests/netns tests/e2e
 
 # The declared floors (Python 3.7 on hosts, ansible-core 2.17) checked for real (issue 13).
 compat: engine

@@ -1,7 +1,7 @@
 """Control-plane benchmark (run as root: python bench/control_plane.py, or make bench): N mappings on one host, four ways, side by side (issue 5).
 
 Each run gets a fresh throwaway network namespace loaded with a Docker 20.10-like ruleset
-(tests/integration/rulesets/classic.rules), real iptables-nft, nothing of the host touched.
+(tests/netns/rulesets/classic.rules), real iptables-nft, nothing of the host touched.
 
   hotport   reconcile() of N mappings: the module's whole logic after the Docker API lookup
             (read, detect, render, plan, one iptables-restore), first apply and re-run
@@ -11,7 +11,7 @@ Each run gets a fresh throwaway network namespace loaded with a Docker 20.10-lik
             (N <= 100; it needs minutes beyond)
   floor     one `iptables-restore --noflush` of exactly hotport's rules plus one iptables-save
   nftables  the same reconcile() through the nftables publisher, in a namespace holding Docker 29's
-            nftables tables (tests/integration/rulesets/docker29-nftables.nft)
+            nftables tables (tests/netns/rulesets/docker29-nftables.nft)
   nft-floor one `nft -f` of exactly those rules plus one `nft -j list ruleset` (what a run reads)
 
 Writes docs/bench/control_plane.json; plot.py draws it.
@@ -40,8 +40,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.planner import Mapp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for  # noqa: E402
 import saved_results  # noqa: E402
 
-RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "classic.rules")
-NFT_RULESET = os.path.join(ROOT, "tests", "integration", "rulesets", "docker29-nftables.nft")
+RULESET = os.path.join(ROOT, "tests", "netns", "rulesets", "classic.rules")
+NFT_RULESET = os.path.join(ROOT, "tests", "netns", "rulesets", "docker29-nftables.nft")
 ENGINE = EngineInfo("bench", "bench", "iptables")
 NFT_ENGINE = EngineInfo("bench", "bench", "nftables")
 WEB = Endpoint("be7c4" + "0" * 59, "web", "172.17.0.2", "bridge", "docker0")

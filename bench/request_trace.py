@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 from ansible_collections.hotport.docker.plugins.module_utils.desired import apply_request  # noqa: E402
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo  # noqa: E402
-from tests.integration.conftest import Host, NftHost  # noqa: E402
+from tests.netns.conftest import Host, NftHost  # noqa: E402
 
 PLUGINS = os.path.realpath(os.path.join(ROOT, "plugins"))
 CONTAINER_ID = "c0ffee0000aa" + "0" * 52

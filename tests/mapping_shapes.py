@@ -24,7 +24,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import AcceptMark  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unit", "plugins", "module_utils", "golden")
-# The host addresses of the test namespaces (tests/integration/conftest.py) and their bridges.
+# The host addresses of the test namespaces (tests/netns/conftest.py) and their bridges.
 HOST_ADDRESS, HOST_ADDRESS6 = "198.18.0.1", "2001:db8:1::1"
 CONTAINER_ID = "5a9e0000c0de" + "0" * 52
 
@@ -46,7 +46,7 @@ SHAPES = [
     Shape("user-network", ["8089:89"], (), False, "br-5e1f0a7c9d2b", "172.18.0.2", ""),
     Shape("bridge-named-with-a-digit", ["8090:90"], (), False, "0weird", "172.19.0.2", ""),
 ]
-NFT_MARK = AcceptMark(0x4000000, 0x4000000)  # bridge-accept-fwmark of tests/integration/rulesets/docker29-nftables.nft
+NFT_MARK = AcceptMark(0x4000000, 0x4000000)  # bridge-accept-fwmark of tests/netns/rulesets/docker29-nftables.nft
 LAYOUTS = {"iptables-classic": Layout(), "iptables-classic-noproxy": Layout(userland_proxy=False),
            "iptables-docker28": Docker28Layout(), "iptables-docker28-noproxy": Docker28Layout(userland_proxy=False)}
 BACKENDS = sorted(LAYOUTS) + ["nftables"]

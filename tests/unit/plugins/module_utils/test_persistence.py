@@ -1,5 +1,5 @@
 """What the saved boot-time ruleset keeps and leaves out (pure; loading it is tested in
-tests/integration/test_persistence_netns.py)."""
+tests/netns/test_persistence_netns.py)."""
 import os
 
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persistable
