@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo demo-clean test unit golden netns e2e sanity lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo demo-clean test unit golden netns e2e sanity units integration galaxy docs lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -38,13 +38,30 @@ e2e: engine
 	images/dind/build.sh sid-29
 	python -m pytest -q tests/e2e
 
+# ansible-test on every ansible-core line requires_ansible admits (tests/ansible-test/run.sh), or LINE=2.21.
+LINE ?= all
 sanity: setup
-	tests/sanity/run.sh
+	tests/ansible-test/run.sh $(LINE) sanity
+
+units: setup
+	tests/ansible-test/run.sh $(LINE) units
+
+# ansible-test integration (tests/integration/targets/) against this machine's engine and firewall.
+integration: engine
+	tests/ansible-test/run.sh 2.19 integration --allow-destructive
+
+# galaxy-importer on the built tarball, as Galaxy runs it on an upload.
+galaxy: setup
+	tests/galaxy/run.sh
+
+# The docsite (modules, role, guides in docs/docsite/rst/) built by antsibull-docs and Sphinx.
+docs: setup
+	tests/docs/run.sh
 
 lint: setup
 	ansible-lint
 
-# The execution environment's build context (building the image needs a registry: see README).
+# The execution environment's build context (building the image needs a registry: see CONTRIBUTING.md).
 ee: setup
 	rm -rf .build/collection .build/ee
 	ansible-galaxy collection build --output-path .build/collection
@@ -53,8 +70,12 @@ ee: setup
 	ls .build/ee/_build/hotport/hotport-docker-*.tar.gz
 
 test: engine
-	tests/sanity/run.sh
+	tests/ansible-test/run.sh all sanity
+	tests/ansible-test/run.sh all units
 	ansible-lint
+	tests/galaxy/run.sh
+	tests/docs/run.sh
+	$(MAKE) integration
 	$(MAKE) ee
 	$(MAKE) molecule-all
 	$(MAKE) compat
@@ -70,7 +91,7 @@ compat: engine
 fresh: engine
 	tests/fresh/run.sh
 
-# Benchmarks (issue 5): results and plots in docs/bench/, read in docs/BENCHMARKS.md.
+# Benchmarks (issue 5): results and plots in docs/bench/, read in docs/docsite/rst/guide_benchmarks.rst.
 bench-setup: engine
 	pip install -q -r bench/requirements.txt
 	images/bench/build.sh hotport/bench

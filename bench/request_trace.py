@@ -11,7 +11,7 @@ Python call into plugins/ is counted while the request runs (sys.setprofile):
             jumps to another file; calls from generated code such as a dataclass's __init__,
             or from the standard library, are no jump)
 
-Prints one JSON line per publisher; docs/BENCHMARKS.md keeps the figures before and after a
+Prints one JSON line per publisher; docs/docsite/rst/guide_benchmarks.rst keeps the figures before and after a
 refactor. Measures structure, not speed.
 """
 import json

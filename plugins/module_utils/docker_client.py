@@ -74,7 +74,9 @@ class SSHConnection(http.client.HTTPConnection):
     def connect(self):
         ours, theirs = socket.socketpair()
         try:
-            self.process = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE)
+            # ssh stays running as the connection's socket, as the Docker CLI runs it; run_command only
+            # runs a command to its end.
+            self.process = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE)  # pylint: disable=ansible-bad-function
         except OSError as exc:
             ours.close()
             raise OSError("cannot run %s: %s (install openssh-client)" % (self.argv[0], exc))

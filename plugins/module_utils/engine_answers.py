@@ -83,10 +83,11 @@ def container_address(value, family, network, network_name, container):
                                 "which is no IPv%d address. Nothing was changed."
                                 % (value, container, family, network_name, family))
     inside = [(subnet, gateway) for subnet, gateway in subnets(network) if address in subnet]
-    special = (address.is_loopback or address.is_multicast or address.is_unspecified
-               or any(address == gateway for subnet, gateway in inside)
-               or any(subnet.num_addresses > 2 and address in (subnet.network_address, subnet.broadcast_address)
-                      for subnet, gateway in inside if subnet.version == 4))
+    gateways = [gateway for subnet, gateway in inside]
+    ends = [(subnet.network_address, subnet.broadcast_address) for subnet, gateway in inside
+            if subnet.version == 4 and subnet.num_addresses > 2]
+    special = any([address.is_loopback, address.is_multicast, address.is_unspecified, address in gateways,
+                   any(address in pair for pair in ends)])
     if not inside or special:
         where = ", ".join(str(subnet) for subnet, gateway in subnets(network)) or "none"
         raise EngineAnswerError(

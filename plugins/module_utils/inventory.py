@@ -155,6 +155,6 @@ def listed_once(kernel_items, sidecars):
     """Both listings together: Docker publishes each sidecar's port, and that port is listed once,
     as the sidecar's item (which knows the target), not also as a port Docker publishes."""
     sidecar_names = set(item["sidecar"] for item in sidecars)
-    return sorted([item for item in kernel_items
-                   if not (item["owner"] == "docker" and (item["container"] or {}).get("name") in sidecar_names)]
-                  + sidecars, key=item_order)
+    kernel_items = [item for item in kernel_items
+                    if not (item["owner"] == "docker" and (item["container"] or {}).get("name") in sidecar_names)]
+    return sorted(kernel_items + sidecars, key=item_order)

@@ -58,8 +58,9 @@ def _written_per_container(rule, bridges):
     if rule.table == "nat" and rule.chain == "POSTROUTING" and rule.value("-j") == "MASQUERADE":
         return _single_address(rule.value("-s")) and rule.value("-s") == rule.value("-d")
     if rule.table == "raw" and rule.chain == "PREROUTING" and len(rule.args) == 7:
-        return (rule.args[0] == "-d" and _single_address(rule.args[1]) and rule.args[2:4] == ("!", "-i")
-                and rule.args[4] in bridges and rule.args[5:] == ("-j", "DROP"))
+        args = rule.args
+        return all([args[0] == "-d", _single_address(args[1]), args[2:4] == ("!", "-i"), args[4] in bridges,
+                    args[5:] == ("-j", "DROP")])
     return False
 
 

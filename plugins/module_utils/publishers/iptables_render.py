@@ -53,29 +53,26 @@ class Layout:
         dnat = ("-j", "DNAT", "--to-destination", ("[%s]:%s" if family == 6 else "%s:%s") % (ip, cport))
         sources = [("-s", source) for source in mapping.allowed_sources] or [()]
         open_dnat = self.open_dnat_match(family)
-        rules = [rule("nat", "DOCKER", (source or open_dnat) + host_ip + from_outside + match + ("--dport", host_port) + tag + dnat)
-                 for source in sources]
-        rules += [rule("filter", "DOCKER", source + ("-d", ip + host_bits, "!", "-i", bridge, "-o", bridge)
-                       + match + ("--dport", cport) + tag + ("-j", "ACCEPT"), self.accept_position)
-                  for source in sources]
+        container_ip = ip + host_bits
+        to_host = (*match, "--dport", host_port, *tag)
+        to_container = (*match, "--dport", cport, *tag)
+        rules = [rule("nat", "DOCKER", (*(source or open_dnat), *host_ip, *from_outside, *to_host, *dnat)) for source in sources]
+        rules += [rule("filter", "DOCKER", (*source, "-d", container_ip, "!", "-i", bridge, "-o", bridge, *to_container, "-j", "ACCEPT"),
+                       self.accept_position) for source in sources]
         local = mapping.local_access and self.userland_proxy
         if self.hairpin_masquerade_always or not self.userland_proxy or local:
-            rules.append(rule("nat", "POSTROUTING", ("-s", ip + host_bits, "-d", ip + host_bits) + match
-                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+            rules.append(rule("nat", "POSTROUTING", ("-s", container_ip, "-d", container_ip, *to_container, "-j", "MASQUERADE")))
         if protocol == "sctp" and self.sctp_checksum:
-            rules.append(rule("mangle", "POSTROUTING", match + ("--sport", cport) + tag
-                              + ("-j", "CHECKSUM", "--checksum-fill")))
+            rules.append(rule("mangle", "POSTROUTING", (*match, "--sport", cport, *tag, "-j", "CHECKSUM", "--checksum-fill")))
         if mapping.allowed_sources:
-            rules.append(rule("filter", "INPUT", host_ip + match + ("--dport", host_port) + tag + ("-j", "DROP"), 1))
+            rules.append(rule("filter", "INPUT", (*host_ip, *to_host, "-j", "DROP"), 1))
         if local and family == 4:
             loopback = host_ip if mapping.loopback_only else ("-d", "127.0.0.0/8")
-            rules.append(rule("nat", "OUTPUT", loopback + match + ("--dport", host_port) + tag + dnat))
-            rules.append(rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", ip + host_bits, "-o", bridge) + match
-                              + ("--dport", cport) + tag + ("-j", "MASQUERADE")))
+            rules.append(rule("nat", "OUTPUT", (*loopback, *to_host, *dnat)))
+            rules.append(rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", container_ip, "-o", bridge, *to_container, "-j", "MASQUERADE")))
         if local and not mapping.loopback_only:
             # Ahead of Docker's "-i BRIDGE -j RETURN", which keeps containers' packets untranslated.
-            rules += [rule("nat", "DOCKER", (source or open_dnat) + host_ip + ("-i", bridge) + match + ("--dport", host_port)
-                           + tag + dnat, 1) for source in sources]
+            rules += [rule("nat", "DOCKER", (*(source or open_dnat), *host_ip, "-i", bridge, *to_host, *dnat), 1) for source in sources]
         return rules
 
     def open_dnat_match(self, family):

@@ -14,7 +14,7 @@ across nft versions where the text listing does not.
   bridge's DNAT map (host port -> container address and port) and of its set of flows to mark, which
   one DNAT rule and one mark rule per protocol look up: a new connection costs one hash look-up
   however many mappings there are, where a rule per mapping made the connection rate fall to a
-  fifth at 10 000 mappings (docs/BENCHMARKS.md);
+  fifth at 10 000 mappings (docs/docsite/rst/guide_benchmarks.rst);
 - ``filter-input`` drops what ``allowed_sources`` leaves untranslated (it would reach the host);
 - ``nat-postrouting`` masquerades the loopback and self-hairpin paths of ``local_access``.
 """
@@ -56,7 +56,7 @@ def structure(family):
     Docker's: local_access adds its own); and, first in filter-forward, the way out for packets of
     flows already under way: Docker accepts those itself, and without it every packet of every
     flow through the host would walk one mark rule per mapping (throughput fell to 1/20 at
-    10 000 mappings, docs/BENCHMARKS.md)."""
+    10 000 mappings, docs/docsite/rst/guide_benchmarks.rst)."""
     v = FAMILIES[family]
     return [NftRule(family, "nat-prerouting", "fib daddr type local jump nat-mappings", STRUCTURE),
             NftRule(family, "nat-output", "%s daddr != %s fib daddr type local jump nat-mappings"
@@ -228,10 +228,10 @@ def accept_mark(expr):
 
 def translation(expr):
     """A rule's statements -> the Translation of its DNAT to one address, or None."""
-    matches = [statement["match"] for statement in expr if isinstance(statement, dict)
-               and isinstance(statement.get("match"), dict)]
-    dnat = next((statement["dnat"] for statement in expr if isinstance(statement, dict)
-                 and isinstance(statement.get("dnat"), dict)), None)
+    matches = [statement["match"] for statement in expr
+               if isinstance(statement, dict) and isinstance(statement.get("match"), dict)]
+    dnat = next((statement["dnat"] for statement in expr
+                 if isinstance(statement, dict) and isinstance(statement.get("dnat"), dict)), None)
     ports = next((match for match in matches if _payload(match) in [(protocol, "dport") for protocol in PORT_PROTOCOLS]),
                  None)
     if dnat is None or ports is None or not isinstance(dnat.get("addr"), str):
@@ -239,8 +239,8 @@ def translation(expr):
     first, last = _range(ports.get("right"))
     if first is None:
         return None
-    host_ip = next((_address(match["right"]) for match in matches if _payload(match)[1:] == ("daddr",)
-                    and match.get("op") == "=="), "")
+    host_ip = next((_address(match["right"]) for match in matches
+                    if _payload(match)[1:] == ("daddr",) and match.get("op") == "=="), "")
     source = next((_address(match["right"]) for match in matches if _payload(match)[1:] == ("saddr",)), "")
     from_outside = any(match.get("left") == {"meta": {"key": "iifname"}} and match.get("op") == "!="
                        for match in matches)

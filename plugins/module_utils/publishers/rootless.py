@@ -63,6 +63,12 @@ class RootlessLayout:
         return facts
 
 
+def _catches(claim, port):
+    """Whether the DNAT ``claim`` in the engine's namespace catches what RootlessKit ``port`` forwards there."""
+    return all([claim.protocol == port.protocol, claim.first <= port.child_port <= claim.last,
+                claim.host_ip in ("", port.child_ip), claim.owner_tag == port.owner_tag])
+
+
 class RootlessSnapshot(Snapshot):
     """The namespace's rules (the inner publisher's snapshot) and RootlessKit's ports."""
 
@@ -87,9 +93,7 @@ class RootlessSnapshot(Snapshot):
         reaches."""
         inner, claims, behind = self.inner.claims(family), [], set()
         for port in self.ports + [port for port in self.foreign if port.family == family]:
-            dnat = next((claim for claim in inner if claim.protocol == port.protocol
-                         and claim.first <= port.child_port <= claim.last and claim.host_ip in ("", port.child_ip)
-                         and claim.owner_tag == port.owner_tag), None)
+            dnat = next((claim for claim in inner if _catches(claim, port)), None)
             if dnat is not None:
                 behind.add(id(dnat))
             container_port = port.child_port if dnat is None or dnat.container_port is None \

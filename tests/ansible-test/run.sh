@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# ansible-test on this collection with one ansible-core release line, or all of them, on machines where
+# ansible-test cannot download get-pip.py:
+#   tests/ansible-test/run.sh LINE|all sanity|units|integration [ansible-test options]
+#
+# LINE is one of the lines meta/runtime.yml's requires_ansible admits, up to the newest release
+# (CORE_LINES below; CI runs sanity and units on all of them); each gets its own virtualenv, .build/ansible-LINE, on a Python that line supports as a
+# controller. ansible-test --venv bootstraps pip in each per-test virtualenv by running a cached copy of
+# get-pip.py (~/.ansible/test/cache/get_pip_<version>.py) and downloads it only when that file is
+# missing: tests/ansible-test/get_pip_shim.py (ensurepip + pip from the package index) goes there, so
+# every test runs exactly as upstream defines it. ansible-test needs the collection under
+# ansible_collections/<namespace>/<name>, outside any git work tree that ignores it (ansible-test lists
+# files with git), so the tracked files are copied to $TMPDIR/hotport-ansible-test-LINE-COMMAND first.
+set -euo pipefail
+declare -A CORE_LINES=([2.17]=3.11 [2.18]=3.11 [2.19]=3.11 [2.20]=3.12 [2.21]=3.12)
+line=${1:?usage: $0 LINE|all sanity|units|integration [options]}
+command=${2:?usage: $0 LINE|all sanity|units|integration [options]}
+shift 2
+if [ "$line" = all ]; then  # every line, each to the end; fails when any failed
+  failed=()
+  for each in $(printf '%s\n' "${!CORE_LINES[@]}" | sort -V); do
+    "$0" "$each" "$command" "$@" || failed+=("$each")
+  done
+  [ ${#failed[@]} -eq 0 ] || { echo "ansible-test $command: FAILED on ansible-core ${failed[*]}" >&2; exit 1; }
+  echo "ansible-test $command: passed on ansible-core $(printf '%s\n' "${!CORE_LINES[@]}" | sort -V | xargs)"
+  exit 0
+fi
+python_version=${CORE_LINES[$line]:-}
+[ -n "$python_version" ] || { echo "ansible-test: no such ansible-core line '$line' (one of: ${!CORE_LINES[*]})" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=$root/.build/ansible-$line
+find_python() {  # a python$1 that runs (pyenv's shims exist for versions that are not active)
+  local candidate
+  for candidate in "$HOME"/.pyenv/versions/"$1".*/bin/python"$1" "$(command -v "python$1" || true)"; do
+    if [ -n "$candidate" ] && "$candidate" -c '' 2>/dev/null; then echo "$candidate"; return; fi
+  done
+}
+if ! "$venv/bin/python" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$python_version'.split('.'))))" 2>/dev/null \
+    || [ ! -x "$venv/bin/ansible-test" ] || [ ! -x "$venv/bin/pytest" ]; then
+  python=$(find_python "$python_version")
+  [ -n "$python" ] || { echo "ansible-test: FAILED: ansible-core $line needs Python $python_version (pyenv or python$python_version)" >&2; exit 1; }
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q "ansible-core==$line.*" pytest
+fi
+pip_version=$("$venv/bin/python" - "$python_version" <<'PY'
+import sys
+from ansible_test._internal.python_requirements import get_venv_packages
+from ansible_test._internal.host_configs import NativePythonConfig
+print(get_venv_packages(NativePythonConfig(version=sys.argv[1]))["pip"])
+PY
+)
+cache=$HOME/.ansible/test/cache
+mkdir -p "$cache"
+cp "$root/tests/ansible-test/get_pip_shim.py" "$cache/get_pip_${pip_version//./_}.py"
+work=${TMPDIR:-/tmp}/hotport-ansible-test-$line-$command/ansible_collections/hotport/docker
+rm -rf "$work"
+mkdir -p "$work"
+(cd "$root" && git ls-files -co --exclude-standard | tar -cT - | tar -C "$work" -x)
+cd "$work"
+echo "ansible-test $command on $("$venv/bin/ansible" --version | sed -n 1p), Python $python_version"
+if [ "$command" = integration ]; then
+  # The targets drive this machine's engine and firewall: run on the controller itself.
+  exec "$venv/bin/ansible-test" integration --local --color no "$@"
+fi
+exec "$venv/bin/ansible-test" "$command" --venv --python "$python_version" --color no "$@"
