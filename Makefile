@@ -4,7 +4,7 @@ VENV := .build/venv
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/local/sbin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: setup engine demo demo-clean test unit golden netns e2e sanity units integration galaxy docs lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
+.PHONY: setup engine demo demo-clean test unit golden netns e2e sanity units integration galaxy docs release lint ee bench-setup bench bench-ansible bench-dind clean molecule molecule-all compat fresh
 
 setup:
 	scripts/setup.sh
@@ -57,6 +57,10 @@ galaxy: setup
 # The docsite (modules, role, guides in docs/docsite/rst/) built by antsibull-docs and Sphinx.
 docs: setup
 	tests/docs/run.sh
+
+# Cut the release galaxy.yml names: the fragments into changelogs/changelog.yaml and CHANGELOG.rst.
+release: setup
+	"$$(scripts/release-venv.sh)/bin/antsibull-changelog" release
 
 lint: setup
 	ansible-lint

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: container_port_map
 short_description: Publish ports of a running Docker container, exactly as C(docker run -p) would
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Maps host ports to ports of an B(already running) container without restarting it. With Docker's
     iptables firewall backend (the default; Docker 20.10 to 29) it writes the same iptables rules

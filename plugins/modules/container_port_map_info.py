@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: container_port_map_info
 short_description: List every published port of a Docker host, hotport's and Docker's own
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Reads the live ruleset (the iptables variant that holds Docker's chains) and the Docker API, and
     lists every host port that is forwarded to a container, whether Docker published it with C(-p)

@@ -56,7 +56,9 @@ cp "$root/tests/ansible-test/get_pip_shim.py" "$cache/get_pip_${pip_version//./_
 work=${TMPDIR:-/tmp}/hotport-ansible-test-$line-$command/ansible_collections/hotport/docker
 rm -rf "$work"
 mkdir -p "$work"
-(cd "$root" && git ls-files -co --exclude-standard | tar -cT - | tar -C "$work" -x)
+# Tracked and new files as they are in the work tree (a file deleted but not yet committed is left out).
+(cd "$root" && git ls-files -co --exclude-standard | while read -r file; do if [ -e "$file" ]; then echo "$file"; fi; done \
+  | tar -cT - | tar -C "$work" -x)
 cd "$work"
 echo "ansible-test $command on $("$venv/bin/ansible" --version | sed -n 1p), Python $python_version"
 if [ "$command" = integration ]; then
