@@ -29,15 +29,9 @@ python_version=${CORE_LINES[$line]:-}
 [ -n "$python_version" ] || { echo "ansible-test: no such ansible-core line '$line' (one of: ${!CORE_LINES[*]})" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=$root/.build/ansible-$line
-find_python() {  # a python$1 that runs (pyenv's shims exist for versions that are not active)
-  local candidate
-  for candidate in "$HOME"/.pyenv/versions/"$1".*/bin/python"$1" "$(command -v "python$1" || true)"; do
-    if [ -n "$candidate" ] && "$candidate" -c '' 2>/dev/null; then echo "$candidate"; return; fi
-  done
-}
 if ! "$venv/bin/python" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$python_version'.split('.'))))" 2>/dev/null \
     || [ ! -x "$venv/bin/ansible-test" ] || [ ! -x "$venv/bin/pytest" ]; then
-  python=$(find_python "$python_version")
+  python=$("$root/scripts/find-python.sh" "$python_version" || true)
   [ -n "$python" ] || { echo "ansible-test: FAILED: ansible-core $line needs Python $python_version (pyenv or python$python_version)" >&2; exit 1; }
   rm -rf "$venv"
   "$python" -m venv "$venv"

@@ -11,13 +11,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/.build
-find_python() {  # a python$1 that runs (pyenv's shims exist for versions that are not active)
-  local candidate
-  for candidate in "$HOME"/.pyenv/versions/"$1".*/bin/python"$1" "$(command -v "python$1" || true)"; do
-    if [ -n "$candidate" ] && "$candidate" -c '' 2>/dev/null; then echo "$candidate"; return; fi
-  done
-}
-python37=$(find_python 3.7)
+python37=$("$root/scripts/find-python.sh" 3.7 || true)
 [ -n "$python37" ] || { echo "compat: FAILED: no Python 3.7 on this machine (pyenv or python3.7)" >&2; exit 1; }
 if [ ! -x "$build/py3.7/bin/python" ]; then
   "$python37" -m venv "$build/py3.7"
@@ -50,7 +44,7 @@ if "$root/scripts/client-netns.sh" exec curl -sS -m 3 "http://198.18.0.1:$port/"
   echo "compat: FAILED: the port still answers after absent" >&2; exit 1
 fi
 
-python36=$(find_python 3.6)
+python36=$("$root/scripts/find-python.sh" 3.6 || true)
 if [ -n "$python36" ]; then
   echo "compat: hotport-reconcile on $("$python36" -V 2>&1)"
   out=$(PATH=$(dirname "$python36"):$PATH "$root/roles/port_map/files/hotport-reconcile" apply 2>&1 || true)
