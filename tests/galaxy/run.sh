@@ -18,6 +18,9 @@ fail() { echo "galaxy: FAILED: $*" >&2; exit 1; }
 
 "$root/.build/venv/bin/ansible-galaxy" collection build "$root" --output-path "$work/built" >/dev/null
 tarball=$(ls "$work"/built/hotport-docker-*.tar.gz)
+stray=$(tar -tzf "$tarball" | cut -d/ -f1 | sort -u \
+  | grep -vxE 'CHANGELOG.rst|CONTRIBUTING.md|FILES.json|LICENSE|MANIFEST.json|README.md|changelogs|docs|meta|playbooks|plugins|roles' || true)
+[ -z "$stray" ] || fail "the tarball carries what users do not need (add it to build_ignore in galaxy.yml):"$'\n'"$stray"
 cat >"$work/galaxy-importer.cfg" <<'CFG'
 [galaxy-importer]
 RUN_ANSIBLE_DOC = True
