@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # galaxy-importer, the tool Galaxy runs on every upload, on the tarball `ansible-galaxy collection
 # build` makes, with its ansible-doc, ansible-lint, flake8 and changelog checks on. It must end
-# "Importer processing completed successfully" with no warning and no error.
+# "Importer processing completed successfully" with no warning and no error. Before that, the tarball
+# is installed as a user installs it, and its modules' docs, role docs and playbooks load by name.
 #
 # Galaxy requires galaxy.yml's `repository`. hotport has no public repository yet and galaxy.yml
 # names none rather than a made-up URL; until it does, the importer's only complaint must be that
@@ -32,6 +33,20 @@ LOG_LEVEL_MAIN = INFO
 CFG
 export GALAXY_IMPORTER_CONFIG=$work/galaxy-importer.cfg
 import() { (cd "$(dirname "$1")" && python -m galaxy_importer.main "$(basename "$1")" >"$2" 2>&1) || true; }
+
+# As a user installs it: the tarball into an empty collections path, then its docs and playbooks by name.
+installed=$work/installed
+"$root/.build/venv/bin/ansible-galaxy" collection install "$tarball" -p "$installed" >/dev/null
+for name in container_port_map container_port_map_info; do
+  ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-doc" "hotport.docker.$name" >/dev/null \
+    || fail "ansible-doc hotport.docker.$name on the installed tarball"
+done
+ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-doc" -t role hotport.docker.port_map >/dev/null \
+  || fail "ansible-doc -t role hotport.docker.port_map on the installed tarball"
+for playbook in add_mapping remove_mapping rollout; do
+  (cd "$work" && ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-playbook" --syntax-check \
+    -i localhost, "hotport.docker.$playbook" >/dev/null 2>&1) || fail "ansible-playbook hotport.docker.$playbook --syntax-check on the installed tarball"
+done
 
 import "$tarball" "$work/built.log"
 if grep -q "'repository' is required" "$work/built.log"; then
