@@ -34,19 +34,24 @@ CFG
 export GALAXY_IMPORTER_CONFIG=$work/galaxy-importer.cfg
 import() { (cd "$(dirname "$1")" && python -m galaxy_importer.main "$(basename "$1")" >"$2" 2>&1) || true; }
 
-# As a user installs it: the tarball into an empty collections path, then its docs and playbooks by name.
+# As a user installs it: the tarball into an empty collections path (the only one configured, so
+# that the clone's own copy cannot stand in for it), then its docs and playbooks by name.
 installed=$work/installed
+export ANSIBLE_COLLECTIONS_PATH=$installed
 "$root/.build/venv/bin/ansible-galaxy" collection install "$tarball" -p "$installed" >/dev/null
+[ -f "$installed/ansible_collections/hotport/docker/MANIFEST.json" ] || fail "ansible-galaxy collection install put nothing in $installed"
+documented() {  # ansible-doc's JSON for one plugin or role must hold its documentation
+  "$root/.build/venv/bin/ansible-doc" -j "$@" 2>/dev/null | python -c 'import json, sys; sys.exit(not any(json.load(sys.stdin).values()))'
+}
 for name in container_port_map container_port_map_info; do
-  ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-doc" "hotport.docker.$name" >/dev/null \
-    || fail "ansible-doc hotport.docker.$name on the installed tarball"
+  documented "hotport.docker.$name" || fail "ansible-doc hotport.docker.$name on the installed tarball"
 done
-ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-doc" -t role hotport.docker.port_map >/dev/null \
-  || fail "ansible-doc -t role hotport.docker.port_map on the installed tarball"
+documented -t role hotport.docker.port_map || fail "ansible-doc -t role hotport.docker.port_map on the installed tarball"
 for playbook in add_mapping remove_mapping rollout; do
-  (cd "$work" && ANSIBLE_COLLECTIONS_PATH=$installed "$root/.build/venv/bin/ansible-playbook" --syntax-check \
-    -i localhost, "hotport.docker.$playbook" >/dev/null 2>&1) || fail "ansible-playbook hotport.docker.$playbook --syntax-check on the installed tarball"
+  (cd "$work" && "$root/.build/venv/bin/ansible-playbook" --syntax-check -i localhost, "hotport.docker.$playbook" >/dev/null 2>&1) \
+    || fail "ansible-playbook hotport.docker.$playbook --syntax-check on the installed tarball"
 done
+unset ANSIBLE_COLLECTIONS_PATH
 
 import "$tarball" "$work/built.log"
 if grep -q "'repository' is required" "$work/built.log"; then
