@@ -60,7 +60,7 @@ docs: setup
 
 # Cut the release galaxy.yml names: the fragments into changelogs/changelog.yaml and CHANGELOG.rst.
 release: setup
-	"$$(scripts/release-venv.sh)/bin/antsibull-changelog" release
+	"$$(scripts/venv.sh .build/venv-release requirements-release.txt)/bin/antsibull-changelog" release
 
 lint: setup
 	ansible-lint

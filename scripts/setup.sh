@@ -18,14 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-venv=$root/.build/venv
-stamp=$venv/.requirements
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$root/requirements-dev.txt" "$stamp"; then
-  echo "setup: creating $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r "$root/requirements-dev.txt"
-  cp "$root/requirements-dev.txt" "$stamp"
-fi
+"$root/scripts/venv.sh" "$root/.build/venv" "$root/requirements-dev.txt" >/dev/null
 mkdir -p "$root/.build/ansible_collections/hotport"
 ln -sfn "$root" "$root/.build/ansible_collections/hotport/docker"

@@ -4,39 +4,31 @@
 #   tests/ansible-test/run.sh LINE|all sanity|units|integration [ansible-test options]
 #
 # LINE is one of the lines meta/runtime.yml's requires_ansible admits, up to the newest release
-# (CORE_LINES below; CI runs sanity and units on all of them); each gets its own virtualenv, .build/ansible-LINE, on a Python that line supports as a
-# controller. ansible-test --venv bootstraps pip in each per-test virtualenv by running a cached copy of
-# get-pip.py (~/.ansible/test/cache/get_pip_<version>.py) and downloads it only when that file is
-# missing: tests/ansible-test/get_pip_shim.py (ensurepip + pip from the package index) goes there, so
+# (scripts/ansible-core-venv.sh lists them and makes each one's virtualenv, .build/ansible-LINE, on a
+# Python that line supports as a controller; CI runs sanity and units on all of them).
+# ansible-test --venv bootstraps pip in each per-test virtualenv by running a cached copy of get-pip.py
+# (~/.ansible/test/cache/get_pip_<version>.py) and downloads it only when that file is missing:
+# tests/ansible-test/get_pip_shim.py (ensurepip + pip from the package index) goes there, so
 # every test runs exactly as upstream defines it. ansible-test needs the collection under
 # ansible_collections/<namespace>/<name>, outside any git work tree that ignores it (ansible-test lists
 # files with git), so the tracked files are copied to $TMPDIR/hotport-ansible-test-LINE-COMMAND first.
 set -euo pipefail
-declare -A CORE_LINES=([2.17]=3.11 [2.18]=3.11 [2.19]=3.11 [2.20]=3.12 [2.21]=3.12)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 line=${1:?usage: $0 LINE|all sanity|units|integration [options]}
 command=${2:?usage: $0 LINE|all sanity|units|integration [options]}
 shift 2
 if [ "$line" = all ]; then  # every line, each to the end; fails when any failed
   failed=()
-  for each in $(printf '%s\n' "${!CORE_LINES[@]}" | sort -V); do
+  mapfile -t lines < <("$root/scripts/ansible-core-venv.sh" --lines)
+  for each in "${lines[@]}"; do
     "$0" "$each" "$command" "$@" || failed+=("$each")
   done
   [ ${#failed[@]} -eq 0 ] || { echo "ansible-test $command: FAILED on ansible-core ${failed[*]}" >&2; exit 1; }
-  echo "ansible-test $command: passed on ansible-core $(printf '%s\n' "${!CORE_LINES[@]}" | sort -V | xargs)"
+  echo "ansible-test $command: passed on ansible-core ${lines[*]}"
   exit 0
 fi
-python_version=${CORE_LINES[$line]:-}
-[ -n "$python_version" ] || { echo "ansible-test: no such ansible-core line '$line' (one of: ${!CORE_LINES[*]})" >&2; exit 2; }
-root=$(cd "$(dirname "$0")/../.." && pwd)
-venv=$root/.build/ansible-$line
-if ! "$venv/bin/python" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$python_version'.split('.'))))" 2>/dev/null \
-    || [ ! -x "$venv/bin/ansible-test" ] || [ ! -x "$venv/bin/pytest" ]; then
-  python=$("$root/scripts/find-python.sh" "$python_version" || true)
-  [ -n "$python" ] || { echo "ansible-test: FAILED: ansible-core $line needs Python $python_version (pyenv or python$python_version)" >&2; exit 1; }
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q "ansible-core==$line.*" pytest
-fi
+venv=$("$root/scripts/ansible-core-venv.sh" "$line")
+python_version=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 pip_version=$("$venv/bin/python" - "$python_version" <<'PY'
 import sys
 from ansible_test._internal.python_requirements import get_venv_packages

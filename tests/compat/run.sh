@@ -17,10 +17,7 @@ if [ ! -x "$build/py3.7/bin/python" ]; then
   "$python37" -m venv "$build/py3.7"
   "$build/py3.7/bin/pip" install -q pytest
 fi
-if [ ! -x "$build/ansible-2.17/bin/ansible" ]; then
-  python3 -m venv "$build/ansible-2.17"
-  "$build/ansible-2.17/bin/pip" install -q 'ansible-core>=2.17,<2.18'
-fi
+ansible217=$("$root/scripts/ansible-core-venv.sh" 2.17)
 echo "compat: unit and namespace suites on $("$build/py3.7/bin/python" -V)"
 (cd "$root" && "$build/py3.7/bin/python" -m pytest -q -p no:cacheprovider tests/unit/plugins tests/netns)
 
@@ -32,7 +29,7 @@ docker run -d --name "$name" hotport/target >/dev/null
 trap 'docker rm -f "$name" >/dev/null; "$root/scripts/client-netns.sh" down' EXIT
 "$root/scripts/client-netns.sh" up
 map() {
-  "$build/ansible-2.17/bin/ansible" localhost -e "ansible_python_interpreter=$build/py3.7/bin/python" \
+  "$ansible217/bin/ansible" localhost -e "ansible_python_interpreter=$build/py3.7/bin/python" \
     -m hotport.docker.container_port_map -a "container=$name $*"
 }
 map "ports=$port:80" | grep -q '"changed": true' || { map "ports=$port:80"; exit 1; }

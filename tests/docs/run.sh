@@ -5,10 +5,8 @@
 # cannot fetch (no Internet) and the labels of Ansible's own docs they would have resolved.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-venv=$("$root/scripts/release-venv.sh")
+venv=$("$root/scripts/venv.sh" "$root/.build/venv-release" "$root/requirements-release.txt")
 export PATH=$venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$root/.build
-mkdir -p "$root/.build/ansible_collections/hotport"
-ln -sfn "$root" "$root/.build/ansible_collections/hotport/docker"
 fail() { echo "docs: FAILED: $*" >&2; exit 1; }
 
 lint=$(antsibull-docs lint-collection-docs --plugin-docs "$root" 2>&1) || fail "antsibull-docs lint-collection-docs: $lint"

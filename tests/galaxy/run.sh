@@ -10,7 +10,7 @@
 # placeholder (the copy is never published).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-venv=$("$root/scripts/release-venv.sh")
+venv=$("$root/scripts/venv.sh" "$root/.build/venv-release" "$root/requirements-release.txt")
 export PATH=$venv/bin:$PATH
 work=${TMPDIR:-/tmp}/hotport-galaxy
 rm -rf "$work"
