@@ -18,8 +18,13 @@ SIDECARS = ["8070:80", "8073:53/udp"]
 
 
 def inside(host, command):
-    """``command`` in the engine's namespaces, as hp (what hotport does through nsenter)."""
-    return host.check_output("nsenter -U --preserve-credentials -n -m -t $(cat %s/child_pid) -- %s" % (STATE, command))
+    """``command`` in the engine's namespaces, as hp, entered as hotport enters them (runners.NamespaceRunner):
+    the network namespace RootlessKit binds at ``netns`` in its state dir with --detach-netns (the child
+    itself then stays in the host's), else the child's own."""
+    child = "$(cat %s/child_pid)" % STATE
+    bound = "/proc/%s/root%s/netns" % (child, STATE)
+    return host.check_output("nsenter -U --preserve-credentials -m -t %s $([ -e %s ] && echo --net=%s || echo -n) -- %s"
+                             % (child, bound, bound, command))
 
 
 def namespace_rules(host):
