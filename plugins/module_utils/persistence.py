@@ -103,5 +103,5 @@ def persist(runner, targets, mode=SAVED_MODE):
         if rc != 0:
             raise NetfilterError("%s --test refused the ruleset to save for boot (rc=%d): %s; %s was "
                                  "left as it was." % (tool.binary("restore"), rc, (err or out).strip(), path))
-        changed[path] = write_atomically(path, text, mode)
+        changed[path] = write_atomically(path, text, mode, "saved boot ruleset")
     return changed

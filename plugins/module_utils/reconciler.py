@@ -28,6 +28,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.docker_connection i
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
+from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import STATE_FILE, StateFileError, load_state
 
 CONTAINER_ACTIONS = ("start", "die")
@@ -208,7 +209,7 @@ def save_rules(runner, targets, mode):
     """Write the boot-time rule files; print {"changed": {path: bool}} as JSON -> exit status."""
     try:
         changed = persist(runner, dict((family, path) for family, path in targets.items() if path), mode)
-    except (PublisherError, OSError) as exc:
+    except (PublisherError, UnsafeFileError, OSError) as exc:
         log("FAILED: %s" % exc)
         return 1
     log(json.dumps({"changed": changed}, sort_keys=True))

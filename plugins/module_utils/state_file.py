@@ -16,13 +16,14 @@ import json
 
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.safe_files import (
-    UnsafeFileError, check_trusted, one_writer, read_limited, write_atomically)
+    UnsafeFileError, check_trusted, one_writer, read_trusted, write_atomically)
 
 STATE_FILE = "/etc/hotport/mappings.json"
 STATE_VERSION = 1
 # Thousands of entries fit in 1 MiB; the limit keeps a hostile file from exhausting memory.
 SIZE_LIMIT = 16 * 1024 * 1024
 STATE_MODE = 0o644
+WHAT = "hotport state file"
 
 
 class StateFileError(RuntimeError):
@@ -32,8 +33,7 @@ class StateFileError(RuntimeError):
 def load_state(path=STATE_FILE):
     """The recorded requests -> list of dicts (container, network, ports); [] without a file."""
     try:
-        check_trusted(path, "hotport state file")
-        text = read_limited(path, SIZE_LIMIT)
+        text = read_trusted(path, WHAT, SIZE_LIMIT)
     except UnsafeFileError as exc:
         raise StateFileError(str(exc))
     except (OSError, UnicodeDecodeError) as exc:
@@ -102,14 +102,14 @@ def update_state(path, change, check_mode=False):
         entries = load_state(path)
         return change(entries) != entries
     try:
-        check_trusted(path, "hotport state file")
-        with one_writer(path):
+        check_trusted(path, WHAT)
+        with one_writer(path, WHAT):
             entries = load_state(path)
             updated = change(entries)
             if updated == entries:
                 return False
             text = json.dumps({"version": STATE_VERSION, "mappings": updated}, indent=2, sort_keys=True) + "\n"
-            return write_atomically(path, text, STATE_MODE)
+            return write_atomically(path, text, STATE_MODE, WHAT)
     except UnsafeFileError as exc:
         raise StateFileError(str(exc))
     except OSError as exc:

@@ -141,9 +141,13 @@ def test_the_temporary_file_is_written_beside_the_state_file_not_in_tmpdir(tmp_p
     monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
     renamed = []
     real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda source, target: renamed.append((source, target)) or
-                        real_replace(source, target))
+
+    def replace(source, target, src_dir_fd=None, dst_dir_fd=None):
+        renamed.append(tuple(os.readlink("/proc/self/fd/%d" % folder) for folder in (src_dir_fd, dst_dir_fd)))
+        return real_replace(source, target, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(os, "replace", replace)
     path = tmp_path / "etc" / "mappings.json"
     assert update_state(str(path), lambda entries: [DB]) is True
-    assert [os.path.dirname(source) for source, target in renamed] == [str(path.parent)]
+    assert renamed == [(str(path.parent), str(path.parent))]
     assert list(elsewhere.iterdir()) == []
