@@ -153,7 +153,8 @@ def remove_orphans(runner, engine, existing_ids, client=None, lock_path=LOCK_PAT
                                           if owner_id(rule) and removed(owner_id(rule))]))
                     for family in sorted(snapshot.families()))
 
-    plans = transaction(publisher, publisher.read, plan, check_mode, HostLock(publisher.lock_path or lock_path))[1]
+    plans = transaction(publisher, publisher.read, plan, check_mode,
+                        HostLock(publisher.lock_path or lock_path, create=not check_mode))[1]
     return [rule.text() for plan in plans.values() for rule in plan.delete]
 
 
@@ -193,7 +194,8 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
         return plans
 
     snapshot, plans = transaction(publisher, lambda: publisher.read(request.mappings, short_id), plan, check_mode,
-                                  HostLock(publisher.lock_path or lock_path) if publisher.kernel else NO_LOCK)
+                                  HostLock(publisher.lock_path or lock_path, create=not check_mode) if publisher.kernel
+                                  else NO_LOCK)
     added = [rule for plan in plans.values() for rule in plan.add]
     deleted = [rule for plan in plans.values() for rule in plan.delete]
     removed = set(rule.same_as for rule in deleted)

@@ -16,9 +16,10 @@ from ansible_collections.hotport.docker.plugins.module_utils.planner import Conf
 from ansible_collections.hotport.docker.plugins.module_utils.ports import PortSpecError, parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import publisher_for
+from ansible_collections.hotport.docker.plugins.module_utils.runners import LockError
 
 # What apply_request raises with nothing changed, each with a message naming the fix.
-REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, ConflictError, PublisherError)
+REQUEST_FAILURES = (PortSpecError, docker_api.ResolveError, ConflictError, PublisherError, LockError)
 
 
 def apply_request(runner, client, engine, request, check_mode=False):

@@ -27,7 +27,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.desired import REQU
 from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import DockerHostError, from_params
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
-from ansible_collections.hotport.docker.plugins.module_utils.runners import ProcessRunner
+from ansible_collections.hotport.docker.plugins.module_utils.runners import LockError, ProcessRunner
 from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import STATE_FILE, StateFileError, load_state
 
@@ -111,7 +111,7 @@ class EngineSession:
             removed = remove_orphans(self.runner, self.engine, docker_api.container_ids(self.client), self.client)
         except LayoutError:
             return 0
-        except PublisherError as exc:
+        except (PublisherError, LockError) as exc:
             log("FAILED removing the rules of removed containers: %s" % exc)
             return 1
         for rule in removed:

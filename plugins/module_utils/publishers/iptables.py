@@ -76,6 +76,12 @@ class Iptables:
         return self.runner.run([self.binary("restore"), "--noflush", "-w", str(XTABLES_WAIT)], data=text)
 
 
+def legacy_table_exists(runner, table, family=4):
+    """Whether iptables-legacy's ``table`` exists in the kernel (reading it would create it)."""
+    rc, out, dummy = runner.run(["cat", "/proc/net/ip6_tables_names" if family == 6 else "/proc/net/ip_tables_names"])
+    return rc == 0 and table in out.split()
+
+
 def find_docker_iptables(runner):
     """(Iptables, nat Table) of the variant whose nat table holds Docker's DOCKER chain.
 
@@ -88,6 +94,8 @@ def find_docker_iptables(runner):
         if not runner.which(iptables.binary("save")):
             continue
         tried.append(iptables.name)
+        if variant == "legacy" and not legacy_table_exists(runner, "nat"):
+            continue  # naming it (-t nat) would create it
         rc, out, err = runner.run([iptables.binary("save"), "-t", "nat"])
         nat = parse_table(out, "nat")
         if rc == 0 and "DOCKER" in nat.chains:
