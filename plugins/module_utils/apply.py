@@ -209,6 +209,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
         changed=bool(added or deleted), engine=engine_facts(engine, publisher, snapshot),
         added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
         mappings=current_mappings(snapshot, after, short_id), before=before, after=after)
+    outcome.warnings.extend(publisher.warnings)
     if stale:
         outcome.warnings.append(
             "took over host port(s) from removed container(s): %s"

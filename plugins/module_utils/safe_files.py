@@ -81,14 +81,15 @@ def _check_symlinks_on_the_way(path, what):
 
 
 @contextlib.contextmanager
-def trusted_folder(path, what, create=False):
+def trusted_folder(path, what, create=False, resolve=True):
     """-> (descriptor of the folder that holds ``path``, the file's name there), or (None, name)
     when that folder does not exist and ``create`` is off. The folder is reached from ``/`` one
     component at a time without following a symlink, each checked (check_owner_and_mode; the
     file's own folder may not be a shared sticky one). Symlinks in ``path`` itself are resolved
-    once, after their owners are checked."""
-    _check_symlinks_on_the_way(path, what)
-    real = os.path.realpath(path)
+    once, after their owners are checked; with ``resolve`` off, any symlink on the way is refused."""
+    if resolve:
+        _check_symlinks_on_the_way(path, what)
+    real = os.path.realpath(path) if resolve else os.path.abspath(path)
     folder, name = os.path.split(real)
     components = [part for part in folder.split("/") if part]
     descriptor = os.open("/", FOLDER_FLAGS)
@@ -113,8 +114,9 @@ def trusted_folder(path, what, create=False):
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise UnsafeFileError(
-                        "the %s %s: %s on its way is not a folder (it became a symlink or a file while "
-                        "hotport checked it). Nothing was changed." % (what, path, walked))
+                        "the %s %s: %s on its way is a symlink or not a folder (%s). Nothing was changed."
+                        % (what, path, walked, "hotport follows no symlink there" if not resolve else
+                           "it became one while hotport checked it"))
                 raise
             os.close(descriptor)
             descriptor = child

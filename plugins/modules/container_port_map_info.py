@@ -171,7 +171,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.host import listene
 from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher, sidecar_snapshot
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import (
+    ForeignEngineError, kernel_publisher, sidecar_snapshot)
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 
 
@@ -211,7 +212,7 @@ def kernel_inventory(module, runner, client, engine, containers, sidecars):
         snapshot = publisher.read()
         return inventory(publisher, snapshot, containers, listeners(runner)), engine_facts(engine, publisher, snapshot)
     except PublisherError as exc:
-        if not sidecars:
+        if not sidecars and not isinstance(exc, ForeignEngineError):
             raise
         module.warn("only hotport's sidecars are listed; kernel mappings and Docker's published ports "
                     "cannot be read here: %s" % exc)

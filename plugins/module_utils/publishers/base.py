@@ -123,6 +123,8 @@ class Publisher:
     what acts. What is live is its Snapshot's to say."""
 
     name = ""
+    # What the run should be told about this publisher's reach (the reconcile outcome's warnings).
+    warnings = ()
     # Writes the host's kernel rules: needs root and the host lock, and checks the host's own
     # sockets and addresses (Docker's allocator does that for a publisher that goes through it).
     kernel = True

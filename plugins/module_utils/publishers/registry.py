@@ -27,12 +27,17 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
     this run can write."""
     if method == "sidecar":
         kernel = None  # no kernel mappings can exist (another machine's engine) or be read (no root)
+        skipped = ""
         if local:
             try:
                 kernel = kernel_publisher(runner, engine, client)
+            except ForeignEngineError as exc:
+                skipped = "hotport's kernel mappings were not read, so a clash with one is not seen: %s" % exc
             except LayoutError:
                 pass
-        return SidecarPublisher(client, sidecar_image, kernel)
+        publisher = SidecarPublisher(client, sidecar_image, kernel)
+        publisher.warnings = [skipped] if skipped else []
+        return publisher
     if not local:
         raise LayoutError(
             "method: kernel writes the firewall of the machine this runs on, and docker_host %s is another "
@@ -42,12 +47,22 @@ def publisher_for(runner, engine, client=None, method="kernel", sidecar_image=No
     return kernel_publisher(runner, engine, client)
 
 
+class ForeignEngineError(LayoutError):
+    """The engine's kernel rules live where an ordinary user rules (a rootless engine), and this run is root."""
+
+
 def kernel_publisher(runner, engine, client=None):
     """The publisher of Docker's firewall backend (LayoutError where kernel rules cannot publish): on a
     rootless engine inside its namespace, as its user; otherwise the host's rules, as root."""
     backend = (engine.firewall_backend or "iptables").lower().partition("+")[0]
     kind = KERNEL_PUBLISHERS.get(backend, IptablesPublisher)
     if engine.rootless:
+        if os.geteuid() == 0:
+            raise ForeignEngineError(
+                "this Docker engine runs rootless, as an ordinary user, and this run is root: root does not "
+                "enter that user's namespaces nor trust its files, which that user controls. Run the task as "
+                "the engine's user (become_user, with docker_host its socket), or use method: sidecar. "
+                "Nothing was changed.")
         return RootlessPublisher(runner, engine, RootlessKit(state_dir_of(client and client.base_url)), kind)
     if os.geteuid() != 0:
         raise LayoutError(

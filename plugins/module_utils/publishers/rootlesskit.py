@@ -12,19 +12,26 @@ state dir at ``$XDG_RUNTIME_DIR/dockerd-rootless`` (``child_pid``, ``api.sock``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import ipaddress
 import json
 import os
+import stat
+import struct
 from urllib.parse import urlsplit
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import UnixHTTPConnection
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
+from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError, trusted_folder
 
 STATE_DIR = "dockerd-rootless"
 ANSWER_LIMIT = 4 * 1024 * 1024
 PROTOCOLS = ("tcp", "udp", "sctp")
+# ioctl(2) on a /proc/PID/ns/user descriptor: the uid that owns that user namespace (Linux 4.11+).
+NS_GET_OWNER_UID = 0xB704
 
 
 class RootlessKitError(PublisherError):
@@ -88,32 +95,62 @@ class RootlessKit:
         self.state_dir = state_dir
         self.api_socket = os.path.join(state_dir, "api.sock")
         self.timeout = timeout
-        for path in (state_dir, self.api_socket):
-            if not os.path.exists(path):
-                raise LayoutError(
-                    "this Docker engine runs rootless, and RootlessKit's %s was not found (dockerd-rootless.sh "
-                    "keeps its state dir beside the engine's socket: $XDG_RUNTIME_DIR/dockerd-rootless). Run "
-                    "the task as the engine's user, with docker_host its socket, or use method: sidecar. "
-                    "Nothing was changed." % path)
-        if os.stat(state_dir).st_uid != os.geteuid():
+        try:
+            info = os.lstat(state_dir)
+        except FileNotFoundError:
+            raise LayoutError(
+                "this Docker engine runs rootless, and RootlessKit's %s was not found (dockerd-rootless.sh "
+                "keeps its state dir beside the engine's socket: $XDG_RUNTIME_DIR/dockerd-rootless). Run "
+                "the task as the engine's user, with docker_host its socket, or use method: sidecar. "
+                "Nothing was changed." % state_dir)
+        if info.st_uid != os.geteuid():
             raise LayoutError(
                 "RootlessKit's state dir %s belongs to uid %d, and this run is uid %d: only the engine's own "
                 "user can enter its network namespace. Run the task as that user (become_user), or use "
-                "method: sidecar. Nothing was changed." % (state_dir, os.stat(state_dir).st_uid, os.geteuid()))
+                "method: sidecar. Nothing was changed." % (state_dir, info.st_uid, os.geteuid()))
+        with self._state_file("api.sock") as (folder, name):
+            found = os.stat(name, dir_fd=folder, follow_symlinks=False) if name in os.listdir(folder) else None
+        if found is None or not stat.S_ISSOCK(found.st_mode) or found.st_uid != os.geteuid():
+            raise LayoutError(
+                "RootlessKit's API socket %s is %s: is the rootless engine running? Nothing was changed."
+                % (self.api_socket, "missing" if found is None else "not a socket of uid %d" % os.geteuid()))
+
+    @contextlib.contextmanager
+    def _state_file(self, name):
+        """(descriptor of the state dir, ``name``), the dir reached without following any symlink,
+        every folder on its way root's or this user's and written by nobody else, the dir this user's."""
+        try:
+            with trusted_folder(os.path.join(self.state_dir, name), "RootlessKit state dir", resolve=False) \
+                    as (folder, found):
+                if folder is None or os.fstat(folder).st_uid != os.geteuid():
+                    raise UnsafeFileError("it is missing, or not uid %d's" % os.geteuid())
+                yield folder, found
+        except UnsafeFileError as exc:
+            raise LayoutError("RootlessKit's state dir %s cannot be trusted: %s. Nothing was changed."
+                              % (self.state_dir, exc))
 
     def child_pid(self):
-        """The PID whose namespaces the engine lives in (RootlessKit's child), checked."""
+        """The PID whose namespaces the engine lives in (RootlessKit's child), checked: ``child_pid``
+        read without following a symlink, the process this user's, in a user namespace of its own
+        that this user owns (so entering it gives this run nothing it did not have)."""
         path = os.path.join(self.state_dir, "child_pid")
-        try:
-            with open(path) as handle:
-                text = handle.read(32).strip()
-        except OSError as exc:
-            raise LayoutError("cannot read RootlessKit's %s: %s. Is the rootless engine running? Nothing was "
-                              "changed." % (path, exc))
+        with self._state_file("child_pid") as (folder, name):
+            try:
+                handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+            except OSError as exc:
+                raise LayoutError("cannot read RootlessKit's %s: %s. Is the rootless engine running? Nothing was "
+                                  "changed." % (path, exc))
+            with os.fdopen(handle, "rb") as opened:
+                text = opened.read(32).decode("ascii", "replace").strip()
         if not text.isdigit() or int(text) < 2 or not os.path.exists("/proc/%s/ns/net" % text):
             raise LayoutError("RootlessKit's %s holds %r, not a running process: is the rootless engine running? "
                               "Nothing was changed." % (path, text[:20]))
-        return int(text)
+        pid = int(text)
+        problem = _foreign_process(pid)
+        if problem:
+            raise LayoutError("RootlessKit's %s names PID %d, which %s: hotport enters only the engine's own "
+                              "namespaces. Nothing was changed." % (path, pid, problem))
+        return pid
 
     def network_namespace(self, pid):
         """Where the engine's network namespace is bound, seen from here: RootlessKit's --detach-netns
@@ -187,6 +224,29 @@ class RootlessKit:
 
     def remove(self, port):
         self._call("DELETE", "/ports/%d" % port.port_id)
+
+
+def _foreign_process(pid):
+    """Why process ``pid`` is not a rootless engine's namespace holder of this user ('' when it is)."""
+    uid = os.geteuid()
+    try:
+        owner = os.stat("/proc/%d" % pid).st_uid
+        handle = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY)
+    except OSError as exc:
+        return "cannot be read (%s)" % exc.strerror
+    try:
+        if owner != uid:
+            return "is uid %d's, not this user's (uid %d)" % (owner, uid)
+        if os.fstat(handle).st_ino == os.stat("/proc/self/ns/user").st_ino:
+            return "is in this run's own user namespace, not one RootlessKit made"
+        namespace_owner = struct.unpack("I", fcntl.ioctl(handle, NS_GET_OWNER_UID, b"\0" * 4))[0]
+    except OSError as exc:
+        return "has a user namespace whose owner cannot be read (%s)" % exc.strerror
+    finally:
+        os.close(handle)
+    if namespace_owner != uid:
+        return "is in a user namespace of uid %d, not this user's (uid %d)" % (namespace_owner, uid)
+    return ""
 
 
 def _is_unicast_v4(text):

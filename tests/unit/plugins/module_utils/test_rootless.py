@@ -6,7 +6,9 @@ import http.server
 import json
 import os
 import socketserver
+import subprocess
 import threading
+import time
 import types
 
 import pytest
@@ -64,12 +66,30 @@ class FakeAPI(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
 
 
+def in_own_user_namespace(uid=None):
+    """A process in a user namespace of its own, as RootlessKit's child is (of ``uid`` when given)."""
+    argv = ["sleep", "60"] if uid is not None else ["unshare", "-U", "sleep", "60"]
+    process = subprocess.Popen(argv, preexec_fn=(lambda: os.setuid(uid)) if uid is not None else None)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.readlink("/proc/%d/exe" % process.pid).endswith("unshare"):
+        time.sleep(0.01)
+    return process
+
+
 @pytest.fixture
-def kit(tmp_path):
+def child():
+    process = in_own_user_namespace()
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def kit(tmp_path, child):
     """(RootlessKit of a state dir in tmp_path, its FakeAPI)."""
     state = tmp_path / "dockerd-rootless"
     state.mkdir()
-    (state / "child_pid").write_text(str(os.getpid()))
+    (state / "child_pid").write_text(str(child))
     answers = {("GET", "/v1/info"): (200, json.dumps(INFO)), ("GET", "/v1/ports"): (200, json.dumps([DOCKERS])),
                ("POST", "/v1/ports"): (201, '{"id": 7, "spec": {}}'), ("DELETE", "/v1/ports/7"): (200, "null")}
     server = FakeAPI(str(state / "api.sock"), answers)
@@ -96,7 +116,7 @@ def test_a_missing_state_dir_or_one_of_another_user_is_refused_by_name(tmp_path)
         RootlessKit(str(other))
 
 
-def test_rootlesskits_answers_are_read_and_its_calls_made(kit):
+def test_rootlesskits_answers_are_read_and_its_calls_made(kit, child):
     rootlesskit, api = kit
     assert rootlesskit.info() == ("builtin", CHILD_IP)
     assert rootlesskit.ports() == [Port("tcp", "0.0.0.0", 9090, "", 9090, 1)]
@@ -107,7 +127,7 @@ def test_rootlesskits_answers_are_read_and_its_calls_made(kit):
         ("POST", "/v1/ports", {"proto": "tcp", "parentIP": "0.0.0.0", "parentPort": 8080, "childIP": CHILD_IP,
                                "childPort": 8080}),
         ("DELETE", "/v1/ports/7", "")]
-    assert rootlesskit.child_pid() == os.getpid()
+    assert rootlesskit.child_pid() == child
 
 
 @pytest.mark.parametrize("path, answer, error", [
@@ -138,6 +158,46 @@ def test_a_child_pid_that_is_no_running_process_is_refused(kit, content):
         handle.write(content)
     with pytest.raises(LayoutError, match="not a running process|cannot read"):
         rootlesskit.child_pid()
+
+
+def test_a_state_dir_that_is_a_symlink_is_refused(kit, tmp_path):
+    """The reported escalation: the state dir a symlink to a folder with a fake api.sock and child_pid."""
+    rootlesskit, api = kit
+    link = tmp_path / "linked"
+    link.symlink_to(rootlesskit.state_dir)
+    with pytest.raises(LayoutError, match="is a symlink"):
+        RootlessKit(str(link)).child_pid()
+
+
+def test_a_child_pid_file_that_is_a_symlink_is_refused(kit, tmp_path, child):
+    rootlesskit, api = kit
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(str(child))
+    os.unlink(os.path.join(rootlesskit.state_dir, "child_pid"))
+    os.symlink(str(elsewhere), os.path.join(rootlesskit.state_dir, "child_pid"))
+    with pytest.raises(LayoutError, match="cannot read"):
+        rootlesskit.child_pid()
+
+
+def test_a_child_pid_of_a_process_in_our_own_user_namespace_is_refused(kit):
+    rootlesskit, api = kit
+    with open(os.path.join(rootlesskit.state_dir, "child_pid"), "w") as handle:
+        handle.write(str(os.getpid()))
+    with pytest.raises(LayoutError, match="own user namespace"):
+        rootlesskit.child_pid()
+
+
+def test_a_child_pid_of_another_users_process_is_refused(kit):
+    rootlesskit, api = kit
+    stranger = in_own_user_namespace(uid=65534)
+    try:
+        with open(os.path.join(rootlesskit.state_dir, "child_pid"), "w") as handle:
+            handle.write(str(stranger.pid))
+        with pytest.raises(LayoutError, match="uid 65534"):
+            rootlesskit.child_pid()
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def namespace(rules=()):
@@ -273,3 +333,35 @@ def test_the_namespace_is_entered_where_rootlesskit_bound_it(kit, tmp_path):
     assert bound == "/proc/%d/root%s/netns" % (os.getpid(), rootlesskit.state_dir)
     runner = NamespaceRunner(types.SimpleNamespace(which=lambda name: "/usr/sbin/" + name), 42, bound)
     assert runner.prefix == ["nsenter", "-U", "--preserve-credentials", "-m", "-t", "42", "--net=" + bound, "--"]
+
+
+class Recorder:
+    """A runner that records every command and runs none."""
+
+    def __init__(self):
+        self.calls = []
+
+    def which(self, name):
+        return "/usr/sbin/" + name
+
+    def run(self, argv, data=None):
+        self.calls.append(list(argv))
+        return 1, "", "not run"
+
+
+def test_root_never_enters_a_rootless_engines_namespace(kit, tmp_path):
+    """The HIGH finding: root running hotport against a rootless engine's socket entered the user's
+    namespaces and ran what that user's mounts hold. As root every path refuses before any command."""
+    from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo
+    from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import (
+        ForeignEngineError, kernel_publisher, publisher_for)
+    assert os.geteuid() == 0, "the unit suite runs as root"
+    engine = EngineInfo("29.7.2", "1.55", "iptables", rootless=True)
+    client = types.SimpleNamespace(base_url="unix://%s/docker.sock" % tmp_path)
+    runner = Recorder()
+    with pytest.raises(ForeignEngineError, match="runs rootless, as an ordinary user, and this run is root"):
+        kernel_publisher(runner, engine, client)
+    sidecar = publisher_for(runner, engine, client, "sidecar")
+    assert sidecar.kernel_publisher is None
+    assert [warning for warning in sidecar.warnings if "were not read" in warning]
+    assert runner.calls == []

@@ -53,7 +53,7 @@ def test_a_symlink_planted_after_the_check_is_not_followed(folder, tmp_path, mon
         return resolved
 
     monkeypatch.setattr(safe_files.os.path, "realpath", swap_then_resolve)
-    with pytest.raises(UnsafeFileError, match="became a symlink"):
+    with pytest.raises(UnsafeFileError, match="became one while hotport checked it"):
         write_atomically(str(folder / "rules.v4"), "*filter\nCOMMIT\n", 0o600)
     assert (victim / "rules.v4").read_text() == "root's own file\n"
     assert sorted(path.name for path in victim.iterdir()) == ["rules.v4"]
