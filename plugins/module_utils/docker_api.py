@@ -81,8 +81,8 @@ def connect_module(module):
         connection = from_params(module.params)
     except DockerHostError as exc:
         raise ResolveError("%s Nothing was changed." % exc)
-    if connection.plaintext_warning():
-        module.warn(connection.plaintext_warning())
+    for warning in connection.warnings():
+        module.warn(warning)
     return client_for(connection)
 
 
@@ -123,9 +123,25 @@ def container_exists(client, container_id):
     return True
 
 
+def container_summaries(client):
+    """`docker ps -a` of the API, each summary checked to be one (a dict with a container ID):
+    a malformed list is refused whole, never read as fewer containers."""
+    summaries = client.containers()
+    try:
+        if not isinstance(summaries, list) or not all(isinstance(summary, dict) for summary in summaries):
+            raise engine_answers.EngineAnswerError("the engine answered a container list that is not a list of "
+                                                   "objects; nothing was changed. Check which engine docker_host "
+                                                   "reaches.")
+        for summary in summaries:
+            engine_answers.container_id(summary.get("Id"))
+    except engine_answers.EngineAnswerError as exc:
+        raise ResolveError(str(exc))
+    return summaries
+
+
 def container_ids(client):
     """Full IDs of every container, running or not."""
-    return [summary["Id"] for summary in client.containers()]
+    return [summary["Id"] for summary in container_summaries(client)]
 
 
 def inspect_container(client, container):
@@ -225,7 +241,7 @@ def endpoint_for_removal(client, container):
     try:
         attrs = client.inspect_container(container)
     except NotFound:
-        if not re.match(r"^[0-9a-f]{12,64}$", container):
+        if not re.match(r"^[0-9a-f]{12,64}\Z", container):
             raise ResolveError(
                 "container %r not found. To remove the mappings of a container that no longer "
                 "exists, give its ID: hotport.docker.container_port_map_info lists every mapping with "
@@ -255,10 +271,10 @@ def summary_name(summary):
 
 def container_facts(client):
     """Every container on the engine, running or not -> list of ContainerFacts (two API calls)."""
-    bridges = dict((net["Name"], bridge_name(net)) for net in client.networks()
-                   if net.get("Driver") == "bridge")
+    bridges = dict((net["Name"], bridge_name(net)) for net in client.networks() or []
+                   if isinstance(net, dict) and isinstance(net.get("Name"), str) and net.get("Driver") == "bridge")
     facts = []
-    for summary in client.containers():
+    for summary in container_summaries(client):
         networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {})
         name = summary_name(summary)
         endpoints = tuple(

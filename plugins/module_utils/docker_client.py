@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import stat
 import ssl
 import subprocess
 from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError, trusted_folder
+
 
 # The largest answer read: `docker ps -a` of thousands of containers is a few MiB.
 ANSWER_LIMIT = 64 * 1024 * 1024
+# The most of an error answer (or of ssh's complaint) read, and shown.
+ERROR_LIMIT = 64 * 1024
+ERROR_SHOWN = 500
 
 
 class DockerError(Exception):
@@ -46,6 +53,37 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.socket_path)
+
+
+class EngineSocketConnection(UnixHTTPConnection):
+    """The engine's unix socket, checked before each connection (check_engine_socket)."""
+
+    def connect(self):
+        check_engine_socket(self.socket_path)
+        super().connect()
+
+
+def check_engine_socket(path):
+    """Refuse (DockerError) an engine socket that someone but root or this user could have put there:
+    the socket must be theirs, and each folder on its way root's or this user's and written by nobody
+    else; whoever else could would choose every answer, and so the rules root writes. A missing socket
+    passes: connecting then fails and says so."""
+    try:
+        with trusted_folder(path, "Docker engine socket") as (folder, name):
+            if folder is None:
+                return
+            try:
+                info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+    except UnsafeFileError as exc:
+        raise DockerError(0, str(exc).replace("choose the rules hotport writes", "answer as the engine"))
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid not in (0, os.geteuid()):
+        raise DockerError(0, "the Docker engine socket %s is %s, not root's%s: whoever owns it answers as the "
+                             "engine and so chooses the rules hotport writes. Nothing was changed. Point "
+                             "docker_host at the engine's own socket." % (
+                                 path, "not a socket" if not stat.S_ISSOCK(info.st_mode) else "uid %d's" % info.st_uid,
+                                 "" if os.geteuid() == 0 else " or yours"))
 
 
 class TLSConnection(http.client.HTTPSConnection):
@@ -99,7 +137,7 @@ class SSHConnection(http.client.HTTPConnection):
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return ""
-        return self.process.stderr.read().decode("utf-8", "replace").strip()[-500:]
+        return self.process.stderr.read(ERROR_LIMIT).decode("utf-8", "replace").strip()[-ERROR_SHOWN:]
 
 
 def tls_context(connection):
@@ -135,7 +173,7 @@ class DockerClient:
         timeout = connection.timeout
         parts = urlsplit(connection.docker_host)
         if parts.scheme == "unix":
-            self.new_connection = lambda: UnixHTTPConnection(parts.path, timeout)
+            self.new_connection = lambda: EngineSocketConnection(parts.path, timeout)
         elif parts.scheme == "ssh":
             argv = ssh_argv(parts, timeout)
             self.new_connection = lambda: SSHConnection(argv, timeout)
@@ -180,16 +218,17 @@ class DockerClient:
             response = connection.getresponse()
             if response.status < 300:
                 return connection, response
-            text = response.read().decode("utf-8", "replace")
+            text = response.read(ERROR_LIMIT).decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
             error = self._no_answer(connection, exc)
             connection.close()
             raise error
         connection.close()
         try:
-            message = json.loads(text).get("message") or text
-        except (ValueError, AttributeError):
+            message = str(json.loads(text).get("message") or text)
+        except (ValueError, AttributeError, RecursionError):
             message = text.strip()
+        message = message[:ERROR_SHOWN] + (" [...]" if len(message) > ERROR_SHOWN else "")
         if response.status == 400 and "HTTPS server" in message:
             message += (" (docker_host %s speaks TLS: turn validate_certs on, with ca_path, client_cert and "
                         "client_key, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)" % self.base_url)

@@ -62,14 +62,24 @@ class Connection:
                 return False
         return False
 
-    def plaintext_warning(self):
-        """What to say about an unencrypted, unauthenticated API off this machine ('' when none)."""
-        if self.scheme in ("tcp", "http") and not self.uses_tls and not self.is_local():
-            return ("docker_host %s is plain HTTP to another machine: the Docker API there is unencrypted and "
-                    "unauthenticated, and whoever can reach or sit on that path is root on its host. Use TLS "
-                    "(tls or validate_certs, with ca_path, client_cert and client_key), or ssh://."
-                    % self.docker_host)
-        return ""
+    def warnings(self):
+        """What to say about a connection whose peer is not proven to be the engine: plain HTTP (on
+        loopback too: any local user can bind a loopback port while dockerd is down), TLS without a
+        certificate check."""
+        said = []
+        if self.scheme in ("tcp", "http") and not self.uses_tls:
+            said.append("docker_host %s is plain HTTP: the Docker API there is unencrypted and unauthenticated; "
+                        "%s. Use TLS with validate_certs (ca_path, client_cert and client_key), ssh://, or the "
+                        "engine's unix socket." % (self.docker_host, "any local user can listen on a loopback port "
+                                                   "while dockerd is down and answer as the engine"
+                                                   if self.is_local() else "whoever can reach or sit on that path "
+                                                   "is root on its host"))
+        elif self.uses_tls and not self.validate_certs:
+            said.append("docker_host %s uses TLS without checking the engine's certificate%s: whoever sits on the "
+                        "path can answer as the engine. Turn validate_certs on (DOCKER_TLS_VERIFY=1) with the "
+                        "engine's CA as ca_path." % (self.docker_host, " (ca_path %s is used only with validate_certs)"
+                                                     % self.ca_path if self.ca_path else ""))
+        return said
 
 
 def argument_spec():
@@ -95,6 +105,11 @@ def argument_spec():
 
 def _flag(value):
     return value.strip().lower() in TRUE_WORDS
+
+
+def _set(value):
+    """DOCKER_TLS_VERIFY as the Docker CLI reads it: any non-empty value turns verification on."""
+    return bool(value)
 
 
 def from_params(params, environ=None):
@@ -125,7 +140,7 @@ def from_params(params, environ=None):
         docker_host=given("docker_host", "DOCKER_HOST", DEFAULT_DOCKER_HOST),
         timeout=timeout,
         tls=bool(given("tls", "DOCKER_TLS", False, _flag)),
-        validate_certs=bool(given("validate_certs", "DOCKER_TLS_VERIFY", False, _flag)),
+        validate_certs=bool(given("validate_certs", "DOCKER_TLS_VERIFY", False, _set)),
         ca_path=in_cert_dir("ca_path", "ca.pem"),
         client_cert=in_cert_dir("client_cert", "cert.pem"),
         client_key=in_cert_dir("client_key", "key.pem"),
@@ -134,25 +149,43 @@ def from_params(params, environ=None):
     return connection
 
 
+def _redacted(url):
+    """``url`` with any password in it replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(":%s@" % parts.password, ":***@", 1)
+
+
 def check(connection):
     """Refuse what cannot work, before anything is asked (DockerHostError)."""
     parts = urlsplit(connection.docker_host)
+    if parts.password is not None:
+        raise DockerHostError("docker_host %r holds a password, which hotport never sends (and would show in "
+                              "errors): give ssh://USER@HOST with the user's key, or TLS client certificates."
+                              % _redacted(connection.docker_host))
+    try:
+        port = parts.port
+    except ValueError:
+        raise DockerHostError("docker_host %r has a port that is not a number from 1 to 65535."
+                              % connection.docker_host)
     if parts.scheme == "unix":
-        if not parts.path:
-            raise DockerHostError("docker_host %r names no socket; give unix:///var/run/docker.sock."
-                                  % connection.docker_host)
+        if not parts.path or parts.netloc:
+            raise DockerHostError("docker_host %r names no socket by its absolute path (unix://PATH takes three "
+                                  "slashes: unix:///var/run/docker.sock)." % _redacted(connection.docker_host))
     elif parts.scheme in ("tcp", "http", "https"):
-        if not parts.hostname:
+        if not parts.hostname or port == 0:
             raise DockerHostError("docker_host %r names no host; give tcp://HOST:2376 (TLS) or tcp://HOST:2375."
                                   % connection.docker_host)
     elif parts.scheme == "ssh":
-        if not parts.hostname:
-            raise DockerHostError("docker_host %r names no host; give ssh://USER@HOST[:PORT]." % connection.docker_host)
+        if not parts.hostname or port == 0 or parts.hostname.startswith("-") or (parts.username or "").startswith("-"):
+            raise DockerHostError("docker_host %r is not ssh://USER@HOST[:PORT] with a port from 1 to 65535."
+                                  % connection.docker_host)
     else:
         raise DockerHostError(
             "docker_host %r is not a URL hotport can reach an engine by; give unix:///var/run/docker.sock, "
             "tcp://HOST:PORT (with tls or validate_certs for TLS), https://HOST:PORT or ssh://USER@HOST."
-            % connection.docker_host)
+            % _redacted(connection.docker_host))
     if connection.uses_tls:
         pairs = [("client_cert", connection.client_cert), ("client_key", connection.client_key)]
         if bool(connection.client_cert) != bool(connection.client_key):

@@ -20,12 +20,12 @@ class EngineAnswerError(RuntimeError):
     """The engine answered something hotport must not write into a rule; nothing was changed."""
 
 
-CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
+CONTAINER_ID = re.compile(r"^[0-9a-f]{64}\Z")
 # Docker's own rule for container and network names.
-DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 # A Linux interface name (at most 15 bytes) of characters that need no quoting in iptables-save
 # output or an nft batch: what Docker itself names bridges (docker0, br-<12 hex>) and more.
-BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 NAME_LIMIT = 255
 
 

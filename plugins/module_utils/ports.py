@@ -138,6 +138,10 @@ def _host_ip(text, item):
         text = text[1:-1]
     if text in ("", "0.0.0.0"):
         return ""
+    if "%" in text:
+        raise PortSpecError(
+            "%r: host IP %r carries an IPv6 zone (%%...), which a firewall rule cannot match on; give the "
+            "address without it, or leave it out." % (item, text))
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -166,6 +170,9 @@ def _allowed_sources(value, item):
     networks = set()
     for text in value:
         text = str(text).strip()
+        if "%" in text:
+            raise PortSpecError("%r: allowed source %r carries an IPv6 zone (%%...), which a firewall rule "
+                                "cannot match on; give the network without it." % (item, text))
         try:
             network = ipaddress.ip_network(text)
         except ValueError:

@@ -106,7 +106,11 @@ class EngineSession:
 
     def remove_orphaned_rules(self):
         """Delete hotport's rules of containers that no longer exist -> 1 when that failed, else 0.
-        Where no kernel rules can be read (no root, no accept mark) there are none."""
+        Where no kernel rules can be read (no root, no accept mark) there are none. Only this host's
+        own engine, over its unix socket, says which containers exist here: another machine's (or
+        whatever answers on a TCP port) does not list this host's containers."""
+        if self.client.connection.scheme != "unix":
+            return 0
         try:
             removed = remove_orphans(self.runner, self.engine, docker_api.container_ids(self.client), self.client)
         except LayoutError:
@@ -250,8 +254,8 @@ def main(argv=None):
     except DockerHostError as exc:
         log("FAILED: %s" % exc)
         return 1
-    if connection.plaintext_warning():
-        log("warning: " + connection.plaintext_warning())
+    for warning in connection.warnings():
+        log("warning: " + warning)
 
     def connect():
         return docker_api.client_for(connection)

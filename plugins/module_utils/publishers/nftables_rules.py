@@ -45,7 +45,7 @@ ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
 # hashAndTruncate): every bridge gets its map, and the two kinds of names never meet.
 DNAT_MAP, FORWARD_SET = "dnat-", "forward-"
 HASHED = {DNAT_MAP: "dnath-", FORWARD_SET: "forwardh-"}
-NFT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,250}$")
+NFT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,250}\Z")
 
 
 def bridge_set_name(prefix, bridge):

@@ -240,7 +240,7 @@ class SidecarPublisher(Publisher):
 
     def read(self, mappings=None, short_id=None):
         sidecars, published, names, image_labels = [], [], set(), {}
-        for summary in self.client.containers():
+        for summary in docker_api.container_summaries(self.client):
             name = docker_api.summary_name(summary)
             names.add(name)
             tag = None

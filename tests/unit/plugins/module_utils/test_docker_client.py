@@ -2,6 +2,8 @@
 socket of the test's own): paths, query strings, bodies, error mapping, streamed answers. The real
 engines are the e2e and Molecule suites; this covers what they never provoke."""
 import json
+import os
+import resource
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler
@@ -11,6 +13,10 @@ import pytest
 from ansible_collections.hotport.docker.plugins.module_utils.docker_client import DockerClient, DockerError, NotFound
 from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import (
     Connection, DockerHostError, check, from_params)
+
+
+MEGABYTE = b"x" * (1024 * 1024)
+HUGE = 256 * len(MEGABYTE)
 
 
 class Engine(BaseHTTPRequestHandler):
@@ -53,6 +59,15 @@ class Engine(BaseHTTPRequestHandler):
                         if "nope" in self.path else [{"status": "Pulling"}, {"status": "Done"}])
         elif self.path.startswith("/events"):
             self.answer(200, None, [{"Type": "container", "Action": "start"}, {"Type": "network", "Action": "connect"}])
+        elif self.path.startswith("/containers/huge"):
+            self.send_response(500)
+            self.send_header("Content-Length", str(HUGE))
+            self.end_headers()
+            try:
+                for dummy in range(HUGE // len(MEGABYTE)):
+                    self.wfile.write(MEGABYTE)
+            except OSError:
+                pass  # the client stopped reading, as it should
         elif self.path.startswith("/containers/broken"):
             self.send_response(500)
             self.send_header("Content-Length", "12")
@@ -137,17 +152,59 @@ def test_the_environment_fills_what_the_task_leaves_out_as_the_docker_cli_reads_
     connection = from_params({}, ENVIRONMENT)
     assert connection == Connection("tcp://192.0.2.10:2376", 7, False, True, "/certs/ca.pem", "/certs/cert.pem",
                                     "/certs/key.pem", "engine.example")
-    assert connection.uses_tls and not connection.is_local() and connection.plaintext_warning() == ""
+    assert connection.uses_tls and not connection.is_local() and connection.warnings() == []
     given = from_params({"docker_host": "unix:///run/docker.sock", "validate_certs": False, "timeout": 3}, ENVIRONMENT)
     assert (given.docker_host, given.validate_certs, given.timeout, given.uses_tls) == (
         "unix:///run/docker.sock", False, 3, False)
     assert from_params({}, {}) == Connection("unix:///var/run/docker.sock")
 
 
-def test_plain_http_to_another_machine_is_warned_about():
-    assert "unencrypted and unauthenticated" in from_params({"docker_host": "tcp://192.0.2.10:2375"}, {}).plaintext_warning()
-    assert from_params({"docker_host": "tcp://127.0.0.1:2375"}, {}).plaintext_warning() == ""
-    assert from_params({"docker_host": "ssh://root@192.0.2.10"}, {}).plaintext_warning() == ""
+def test_plain_http_is_warned_about_on_loopback_too():
+    assert "unencrypted and unauthenticated" in from_params({"docker_host": "tcp://192.0.2.10:2375"}, {}).warnings()[0]
+    assert "any local user can listen on a loopback port" in \
+        from_params({"docker_host": "tcp://127.0.0.1:2375"}, {}).warnings()[0]
+    assert from_params({"docker_host": "ssh://root@192.0.2.10"}, {}).warnings() == []
+    assert from_params({"docker_host": "unix:///var/run/docker.sock"}, {}).warnings() == []
+
+
+@pytest.mark.parametrize("params, environ", [
+    ({"docker_host": "https://engine.example:2376"}, {}),
+    ({"docker_host": "tcp://engine.example:2376", "tls": True}, {}),
+    ({"docker_host": "tcp://engine.example:2376"}, {"DOCKER_TLS": "1"}),
+])
+def test_tls_without_a_certificate_check_is_warned_about(params, environ):
+    assert "without checking the engine's certificate" in from_params(params, environ).warnings()[0]
+
+
+def test_a_ca_path_without_validate_certs_is_said_to_be_unused(monkeypatch):
+    monkeypatch.setattr("os.path.isfile", lambda path: True)
+    warning = from_params({"docker_host": "tcp://engine.example:2376", "tls": True, "ca_path": "/certs/ca.pem"}, {})
+    assert "ca_path /certs/ca.pem is used only with validate_certs" in warning.warnings()[0]
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "0", "anything"])
+def test_docker_tls_verify_is_on_for_any_value_as_the_docker_cli_reads_it(monkeypatch, value):
+    monkeypatch.setattr("os.path.isfile", lambda path: True)
+    connection = from_params({"docker_host": "tcp://engine.example:2376"}, {"DOCKER_TLS_VERIFY": value})
+    assert connection.validate_certs and connection.uses_tls and connection.warnings() == []
+    assert not from_params({"docker_host": "tcp://engine.example:2376"}, {"DOCKER_TLS_VERIFY": ""}).validate_certs
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ssh://host:abc", "port that is not a number"),
+    ("tcp://host:99999", "port that is not a number"),
+    ("ssh://-oProxyCommand=x", "is not ssh://USER@HOST"),
+    ("unix://run/docker.sock", "absolute path"),
+])
+def test_malformed_urls_are_clear_errors(url, message):
+    with pytest.raises(DockerHostError, match=message):
+        from_params({"docker_host": url}, {})
+
+
+def test_a_password_in_the_url_is_refused_and_never_shown():
+    with pytest.raises(DockerHostError) as refused:
+        from_params({"docker_host": "ssh://admin:s3cret@engine.example"}, {})
+    assert "s3cret" not in str(refused.value) and "***" in str(refused.value)
 
 
 @pytest.mark.parametrize("params, message", [
@@ -158,3 +215,22 @@ def test_plain_http_to_another_machine_is_warned_about():
 def test_missing_tls_files_are_refused_by_name(params, message):
     with pytest.raises(DockerHostError, match=message):
         from_params(dict(params, docker_host="tcp://192.0.2.10:2376"), {})
+
+
+def test_an_error_answer_is_read_only_up_to_a_limit(engine):
+    """A hostile engine's 256 MiB error: read no further than 64 KiB, shown no longer than 500 characters."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DockerError) as raised:
+        engine.inspect_container("huge")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert len(str(raised.value)) < 600 and str(raised.value).endswith("[...] (HTTP 500)")
+    assert grown_kib < 64 * 1024, "the error answer was read whole (%d KiB more memory)" % grown_kib
+
+
+@pytest.mark.parametrize("stranger", ["socket", "folder"])
+def test_an_engine_socket_another_user_could_have_put_there_is_refused(engine, tmp_path, stranger):
+    """Whoever owns the socket, or a folder on its way, answers as the engine."""
+    os.chown(str(tmp_path / "docker.sock") if stranger == "socket" else str(tmp_path), 65534, 65534)
+    with pytest.raises(DockerError, match="uid 65534|nobody"):
+        engine.version()
+    assert Engine.seen == []

@@ -61,6 +61,9 @@ def test_valid_specs(spec, expected):
     ({"host_ip": "::", "host_port": 1, "container_port": 1, "allowed_sources": ["fe80::/64"]}, "link-local"),
     ({"host_port": 1, "container_port": 1, "allowed_sources": 10}, "is a list of networks"),
     ({"host_port": 1, "container_port": 1, "local_access": "maybe"}, "true or false"),
+    ({"host_ip": "fe80::1%eth0", "host_port": 1, "container_port": 1}, "IPv6 zone"),
+    ({"host_ip": "2001:db8::1%1", "host_port": 1, "container_port": 1}, "IPv6 zone"),
+    ({"host_ip": "::", "host_port": 1, "container_port": 1, "allowed_sources": ["2001:db8::%1/64"]}, "IPv6 zone"),
 ])
 def test_invalid_specs_name_the_problem(spec, message):
     with pytest.raises(PortSpecError, match=message):

@@ -1,8 +1,11 @@
 """The reconciler service when dockerd does not answer: a clear failure, or retrying."""
+import types
+
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils import reconciler
 from ansible_collections.hotport.docker.plugins.module_utils.apply import Outcome
+from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import from_params
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import update_state
 
 NO_DAEMON = "unix:///nonexistent/hotport-test.sock"
@@ -136,3 +139,18 @@ def test_a_recorded_containers_start_applies_and_its_death_removes(monkeypatch, 
     event = {"Type": "container", "Action": action, "Actor": {"ID": "d" * 64, "Attributes": {"name": "db"}}}
     assert reconciler.EngineSession(None, None, None, str(path)).handle_event(event) == 0
     assert requests == [("db" if state == "present" else "d" * 64, state)]
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "ssh://hp@engine.example"])
+def test_the_orphan_sweep_runs_only_against_this_hosts_own_engine(monkeypatch, docker_host):
+    """An engine reached over TCP or ssh does not list this host's containers: sweeping by its list
+    would delete every local mapping."""
+    swept = []
+    monkeypatch.setattr(reconciler, "remove_orphans", lambda *args: swept.append(args) or [])
+    client = types.SimpleNamespace(connection=from_params({"docker_host": docker_host}, {}))
+    assert reconciler.EngineSession(None, client, None, "/nonexistent").remove_orphaned_rules() == 0
+    assert swept == []
+    local = types.SimpleNamespace(connection=from_params({"docker_host": "unix:///var/run/docker.sock"}, {}))
+    monkeypatch.setattr(reconciler.docker_api, "container_ids", lambda client: [])
+    reconciler.EngineSession(None, local, None, "/nonexistent").remove_orphaned_rules()
+    assert len(swept) == 1
