@@ -2,9 +2,11 @@
 
 Each test gets its own namespace: real iptables, real kernel, nothing of the host touched.
 """
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -167,3 +169,77 @@ def nft_host():
     made = NftHost()
     yield made
     made.close()
+
+
+SERVE = """
+import socket, sys, threading
+payload = sys.argv[1].encode()
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("0.0.0.0", 80)); tcp.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("0.0.0.0", 53))
+def answer_udp():
+    while True:
+        data, peer = udp.recvfrom(100)
+        udp.sendto(payload, peer)
+threading.Thread(target=answer_udp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    connection, peer = tcp.accept()
+    connection.sendall(payload)
+    connection.close()
+"""
+
+ASK = """
+import socket, sys
+protocol, port = sys.argv[1], int(sys.argv[2])
+kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_INET, kind); s.settimeout(2)
+try:
+    s.connect((sys.argv[3], port))
+    if kind == socket.SOCK_DGRAM:
+        s.send(b"?")
+    print(s.recv(100).decode())
+except socket.timeout:  # its own class before Python 3.10 (the compat suite runs 3.7)
+    print("closed: timeout")
+except OSError as error:
+    print("closed: %s" % type(error).__name__)
+"""
+
+
+def _link(host, inside, ip, bridge, gateway):
+    """A veth from namespace ``inside`` (address ``ip``, default route via ``gateway``) into
+    ``bridge`` of ``host``."""
+    name = "v" + inside.name[-8:]
+    subprocess.run(["ip", "-n", host.name, "link", "add", name, "type", "veth", "peer", "name", "uplink",
+                    "netns", inside.name], check=True)
+    for namespace, command in ((host, ["link", "set", name, "master", bridge, "up"]),
+                               (host, ["link", "set", bridge, "up"]),
+                               (inside, ["addr", "add", ip, "dev", "uplink"]),
+                               (inside, ["link", "set", "uplink", "up"]),
+                               (inside, ["route", "add", "default", "via", gateway])):
+        subprocess.run(["ip", "-n", namespace.name] + command, check=True)
+
+
+@contextlib.contextmanager
+def wired_to(host):
+    """A container on docker0 (172.17.0.2, answering "web" on tcp/80 and udp/53) and a client
+    outside (198.18.0.2 on the host's eth0); the host forwards. -> ask(protocol, port, where=outside)."""
+    container, outside = Namespace(bare=True), Namespace(bare=True)
+    _link(host, container, "172.17.0.2/16", "docker0", "172.17.0.1")
+    _link(host, outside, "198.18.0.2/30", "eth0", HOST_ADDRESS)
+    host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    server = subprocess.Popen(["ip", "netns", "exec", container.name, sys.executable, "-c", SERVE, "web"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+
+        def ask(protocol, port, where=outside, address=HOST_ADDRESS):
+            return where.run(sys.executable, "-c", ASK, protocol, str(port), address).stdout.strip()
+        ask.container = container
+        ask.outside = outside
+        yield ask
+    finally:
+        server.kill()
+        server.wait()
+        container.close()
+        outside.close()

@@ -4,8 +4,6 @@ and the atomicity of its one batch; and traffic from a namespace outside through
 namespace on docker0, past Docker's "UNPUBLISHED PORT DROP". The Molecule engine scenario runs the
 same against Docker 29.7.2 itself (--firewall-backend=nftables)."""
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -18,7 +16,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import NftRule
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher
 
-from .conftest import HOST_ADDRESS, Namespace, endpoint, reconcile_on
+from .conftest import HOST_ADDRESS, Namespace, endpoint, reconcile_on, wired_to
 
 ENGINE = EngineInfo("29.7.2", "1.55", "nftables")
 MARK = "meta mark set meta mark | 0x04000000"
@@ -187,9 +185,11 @@ def test_without_the_accept_mark_the_refusal_names_the_option_and_nothing_change
     assert nft_host.ruleset() == before
 
 
-def test_a_rootless_engine_not_reached_by_its_socket_is_refused_before_anything_is_read(nft_host, apply):
-    with pytest.raises(LayoutError, match="rootless Docker engine works on the engine's own host"):
+def test_a_rootless_engine_is_refused_as_root_before_anything_is_read(nft_host, apply):
+    before = nft_host.ruleset()
+    with pytest.raises(LayoutError, match="runs rootless, as an ordinary user, and this run is root"):
         apply(nft_host, ["8080:80"], engine=EngineInfo("29.7.2", "1.55", "nftables", rootless=True))
+    assert nft_host.ruleset() == before
 
 
 def test_a_batch_whose_last_command_fails_changes_nothing(nft_host, apply):
@@ -220,77 +220,10 @@ def test_the_inventory_lists_dockers_ports_and_hotports(nft_host, apply):
     assert items[0]["stale_reason"] == "container removed"
 
 
-SERVE = """
-import socket, sys, threading
-payload = sys.argv[1].encode()
-tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("0.0.0.0", 80)); tcp.listen()
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("0.0.0.0", 53))
-def answer_udp():
-    while True:
-        data, peer = udp.recvfrom(100)
-        udp.sendto(payload, peer)
-threading.Thread(target=answer_udp, daemon=True).start()
-print("ready", flush=True)
-while True:
-    connection, peer = tcp.accept()
-    connection.sendall(payload)
-    connection.close()
-"""
-
-ASK = """
-import socket, sys
-protocol, port = sys.argv[1], int(sys.argv[2])
-kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-s = socket.socket(socket.AF_INET, kind); s.settimeout(2)
-try:
-    s.connect((sys.argv[3], port))
-    if kind == socket.SOCK_DGRAM:
-        s.send(b"?")
-    print(s.recv(100).decode())
-except socket.timeout:  # its own class before Python 3.10 (the compat suite runs 3.7)
-    print("closed: timeout")
-except OSError as error:
-    print("closed: %s" % type(error).__name__)
-"""
-
-
-def _link(host, inside, ip, bridge, gateway):
-    """A veth from namespace ``inside`` (address ``ip``, default route via ``gateway``) into
-    ``bridge`` of ``host``."""
-    name = "v" + inside.name[-8:]
-    subprocess.run(["ip", "-n", host.name, "link", "add", name, "type", "veth", "peer", "name", "uplink",
-                    "netns", inside.name], check=True)
-    for namespace, command in ((host, ["link", "set", name, "master", bridge, "up"]),
-                               (host, ["link", "set", bridge, "up"]),
-                               (inside, ["addr", "add", ip, "dev", "uplink"]),
-                               (inside, ["link", "set", "uplink", "up"]),
-                               (inside, ["route", "add", "default", "via", gateway])):
-        subprocess.run(["ip", "-n", namespace.name] + command, check=True)
-
-
 @pytest.fixture
 def wired(nft_host):
-    """A container on docker0 (172.17.0.2, answering "web" on tcp/80 and udp/53) and a client
-    outside (198.18.0.2 on the host's eth0); the host forwards. -> ask(protocol, port, where=outside)."""
-    container, outside = Namespace(bare=True), Namespace(bare=True)
-    _link(nft_host, container, "172.17.0.2/16", "docker0", "172.17.0.1")
-    _link(nft_host, outside, "198.18.0.2/30", "eth0", HOST_ADDRESS)
-    nft_host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-    server = subprocess.Popen(["ip", "netns", "exec", container.name, sys.executable, "-c", SERVE, "web"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-
-        def ask(protocol, port, where=outside):
-            return where.run(sys.executable, "-c", ASK, protocol, str(port), HOST_ADDRESS).stdout.strip()
-        ask.container = container
+    with wired_to(nft_host) as ask:
         yield ask
-    finally:
-        server.kill()
-        server.wait()
-        container.close()
-        outside.close()
 
 
 def test_a_mapping_answers_from_outside_past_dockers_drop_and_from_the_host(nft_host, apply, wired):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import TAG_PREFIX, owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import KernelPublisher, NetfilterError
-from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import detect_layout
+from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import detect_layout, is_loopback_dnat
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import (
     IptablesSnapshot, Plan, Table, owned_rules, parse_save, parse_table, undo_plan)
 
@@ -165,7 +165,7 @@ class IptablesPublisher(KernelPublisher):
         there when Docker writes ip6tables rules too (same variant)."""
         if mappings is None:
             def tables_besides_nat(nat):
-                return ["filter", "mangle"]
+                return ["filter", "mangle", "raw"]
         else:
             def tables_besides_nat(nat):
                 return _tables_besides_nat(nat, mappings, short_id)
@@ -212,11 +212,14 @@ def _tables_besides_nat(nat, mappings, short_id):
     about a whole container (no mappings). A removed container's SCTP port is only taken over by an
     SCTP mapping, so ours decide."""
     if not mappings:
-        return ["filter", "mangle"]  # every rule of the container, wherever its leftovers are
+        return ["filter", "mangle", "raw"]  # every rule of the container, wherever its leftovers are
     tables = ["filter"]
+    theirs = [rule for rule in owned_rules({"nat": nat}) if owner_id(rule) == short_id]
     protocols = set(mapping.protocol for mapping in mappings)
-    protocols.update(parse_owner_tag(rule.owner_tag)[1] for rule in owned_rules({"nat": nat})
-                     if owner_id(rule) == short_id)
+    protocols.update(parse_owner_tag(rule.owner_tag)[1] for rule in theirs)
     if "sctp" in protocols:
         tables.append("mangle")
+    # Docker 28+'s DROP of remote packets to a loopback mapping (raw PREROUTING).
+    if any(mapping.loopback_only for mapping in mappings) or any(is_loopback_dnat(rule) for rule in theirs):
+        tables.append("raw")
     return tables

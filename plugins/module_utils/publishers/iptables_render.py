@@ -25,6 +25,7 @@ class Layout:
     accept_position = 0
     hairpin_masquerade_always = True
     sctp_checksum = True
+    drops_remote_loopback = False
 
     def __init__(self, userland_proxy=True):
         self.userland_proxy = userland_proxy
@@ -70,6 +71,10 @@ class Layout:
             loopback = host_ip if mapping.loopback_only else ("-d", "127.0.0.0/8")
             rules.append(rule("nat", "OUTPUT", (*loopback, *to_host, *dnat)))
             rules.append(rule("nat", "POSTROUTING", ("-s", "127.0.0.0/8", "-d", container_ip, "-o", bridge, *to_container, "-j", "MASQUERADE")))
+        if self.drops_remote_loopback and mapping.loopback_only and family == 4:
+            # A neighbour on the link can send to 127.0.0.1, which the DNAT would forward (moby's
+            # filterPortMappedOnLoopback).
+            rules.append(rule("raw", "PREROUTING", (*host_ip, "!", "-i", "lo", *to_host, "-j", "DROP")))
         if local and not mapping.loopback_only:
             # Ahead of Docker's "-i BRIDGE -j RETURN", which keeps containers' packets untranslated.
             rules += [rule("nat", "DOCKER", (*(source or open_dnat), *host_ip, "-i", bridge, *to_host, *dnat), 1) for source in sources]
@@ -97,12 +102,14 @@ class Layout:
 class Docker28Layout(Layout):
     """Docker 28 and 29 (iptables backend): the filter DOCKER chain ends with a per-bridge
     DROP, so the ACCEPT is inserted at the top; hairpin MASQUERADE only without the proxy;
-    SCTP checksum rules only on request (never written by us)."""
+    SCTP checksum rules only on request (never written by us); a loopback mapping's packets from
+    anywhere but lo dropped in raw PREROUTING."""
 
     name = "docker28"
     accept_position = 1
     hairpin_masquerade_always = False
     sctp_checksum = False
+    drops_remote_loopback = True
 
     def open_dnat_match(self, family):
         return ("!", "-s", "fe80::/10") if family == 6 else ()
@@ -132,6 +139,11 @@ def _ports(text):
     if not first.isdigit():
         return None
     return int(first), int(last or first)
+
+
+def is_loopback_dnat(rule):
+    """Whether ``rule`` is a DNAT of an IPv4 loopback host address (whose raw DROP goes with it)."""
+    return rule.value("-j") == "DNAT" and (rule.value("-d") or "").startswith("127.")
 
 
 def dnat_host_ip(rule):

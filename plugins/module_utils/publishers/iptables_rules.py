@@ -68,7 +68,7 @@ class Rule:
 # renders for that tag is someone else's, and is never deleted.
 RENDERED = {("nat", "DOCKER", "DNAT"): True, ("filter", "DOCKER", "ACCEPT"): False,
             ("nat", "POSTROUTING", "MASQUERADE"): False, ("mangle", "POSTROUTING", "CHECKSUM"): False,
-            ("filter", "INPUT", "DROP"): True, ("nat", "OUTPUT", "DNAT"): True}
+            ("filter", "INPUT", "DROP"): True, ("nat", "OUTPUT", "DNAT"): True, ("raw", "PREROUTING", "DROP"): True}
 
 
 def _rendered_for(rule, comment):

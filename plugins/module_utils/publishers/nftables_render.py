@@ -16,6 +16,7 @@ across nft versions where the text listing does not.
   however many mappings there are, where a rule per mapping made the connection rate fall to a
   fifth at 10 000 mappings (docs/docsite/rst/guide_benchmarks.rst);
 - ``filter-input`` drops what ``allowed_sources`` leaves untranslated (it would reach the host);
+- ``raw-prerouting`` drops what arrives for a loopback mapping from anywhere but ``lo``, as Docker does;
 - ``nat-postrouting`` masquerades the loopback and self-hairpin paths of ``local_access``.
 """
 
@@ -95,6 +96,9 @@ def render(mapping, endpoint, mark):
         v, ip, bridge, container_port, mark.setter()), tag))
     if mapping.allowed_sources:
         rules.append(tagged(family, "filter-input", "%s%s drop" % (host_ip, host_port), tag))
+    if mapping.loopback_only and family == 4:
+        # Docker's "DROP REMOTE LOOPBACK": a neighbour on the link can send to 127.0.0.1.
+        rules.append(tagged(family, "raw-prerouting", "iifname != \"lo\" %s%s drop" % (host_ip, host_port), tag))
     if local:
         rules.append(tagged(family, "nat-postrouting", "%s saddr %s %s daddr %s %s masquerade" % (
             v, ip, v, ip, container_port), tag))

@@ -36,6 +36,7 @@ CHAINS = (
     ("nat-postrouting", "type nat hook postrouting priority 99; policy accept;"),
     ("filter-forward", "type filter hook forward priority -1; policy accept;"),
     ("filter-input", "type filter hook input priority -1; policy accept;"),
+    ("raw-prerouting", "type filter hook prerouting priority -300; policy accept;"),
 )
 STRUCTURE = "hotport-table"
 ACCEPT_MARK_COMMENT = "ALLOW FW MARK"
