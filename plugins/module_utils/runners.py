@@ -80,7 +80,7 @@ def lock_holders(info, locks_text=None):
     """'PID N (command)' of each process /proc/locks says holds a lock on the file of ``info``."""
     if locks_text is None:
         try:
-            with open("/proc/locks") as handle:
+            with open("/proc/locks", encoding="ascii", errors="replace") as handle:
                 locks_text = handle.read(1024 * 1024)
         except OSError:
             return []
@@ -91,7 +91,7 @@ def lock_holders(info, locks_text=None):
         if "->" in fields or len(fields) < 6 or fields[5] != device or not fields[4].isdigit():
             continue
         try:
-            with open("/proc/%s/comm" % fields[4]) as handle:
+            with open("/proc/%s/comm" % fields[4], encoding="utf-8", errors="replace") as handle:
                 command = handle.read(64).strip()
         except OSError:
             command = "?"

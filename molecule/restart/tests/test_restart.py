@@ -236,3 +236,17 @@ def test_a_reboot_restores_the_admins_rules_then_docker_then_the_mapping(host):
     assert after == before, "the ruleset after the reboot differs (a rule lost, doubled or at a stale address)"
     assert [(item["host_port"], item["stale"], item["complete"]) for item in hotport_items(host)] == [
         (8080, False, True), (8053, False, True)]
+
+
+def test_the_reconciler_runs_hardened(host):
+    """The unit bounds what root's service may do (issue 34): the mappings above came back through
+    it, so what it keeps is enough."""
+    if not uses_systemd(host):
+        pytest.skip("the unit's settings are systemd's; this host runs the image's stand-in supervisor")
+    shown = dict(line.split("=", 1) for line in host.check_output(
+        "systemctl show -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet -p ActiveState "
+        "hotport-reconcile").splitlines())
+    assert shown["ActiveState"] == "active" and shown["NoNewPrivileges"] == "yes" and shown["ProtectSystem"] == "strict"
+    assert sorted(shown["CapabilityBoundingSet"].split()) == ["cap_net_admin", "cap_net_raw"]
+    exposure = host.check_output("systemd-analyze security hotport-reconcile.service | tail -1")
+    assert float(re.search(r"exposure level .* ([0-9.]+) ", exposure).group(1)) <= 6.0, exposure
