@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ResolveError
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
-    clashing_listeners, forget_udp_flows, interface_addresses, listeners, own_addresses)
+    clashing_listeners, forget_udp_flows, held_by_hotport, interface_addresses, listeners, own_addresses, socket_owner)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
     ConflictError, fresh_mappings, plan_family)
@@ -58,12 +58,14 @@ def current_mappings(snapshot, rules, short_id):
     return [mapping.as_dict() for mapping in sorted(found)]
 
 
-def check_reservation(runner, mappings, addresses):
+def check_reservation(runner, mappings, addresses, restoring=False):
     """Refuse host ports and ``addresses`` (this host's own) the host itself holds (Docker's and our
-    own claims are checked while planning). Raises ConflictError."""
+    own claims are checked while planning). Raises ConflictError. A socket of hotport's own
+    reconciler (port_holder.py) holds the port for the mapping and is no clash; when ``restoring``
+    a recorded mapping, an ordinary user's socket does not win either -> warnings naming it."""
     if not mappings:
-        return
-    errors = []
+        return []
+    errors, warnings = [], []
     for mapping in mappings:
         if mapping.listen_ip and mapping.listen_ip not in addresses:
             errors.append("host IP %s of %s is not an address of this host (it has %s), so the mapping "
@@ -72,12 +74,23 @@ def check_reservation(runner, mappings, addresses):
     sockets = listeners(runner)
     for mapping in mappings:
         for listener in clashing_listeners(sockets, mapping):
-            errors.append("host port %s/%d is in use on the host: a socket listens on %s (find it with "
+            if held_by_hotport(listener):
+                continue
+            owner = socket_owner(listener.inode)
+            held_by = "held by %s" % owner.describe() if owner else "of uid %d" % listener.uid
+            if restoring and listener.uid != 0:
+                warnings.append("restored %s over a socket %s on %s: it no longer receives the mapping's outside "
+                                "traffic; it was bound while the mapping's rules were missing (dockerd restarting, "
+                                "a reboot). Stop it, or remove the mapping if the port is meant to be its."
+                                % (mapping.spec(), held_by, listener.describe()))
+                continue
+            errors.append("host port %s/%d is in use on the host: a socket listens on %s (%s; find it with "
                           "`ss -lnp sport = :%d`); the mapping would hide it from outside traffic"
-                          % (mapping.protocol, mapping.host_port, listener.describe(), mapping.host_port))
+                          % (mapping.protocol, mapping.host_port, listener.describe(), held_by, mapping.host_port))
     if errors:
         raise ConflictError("; ".join(errors) + ". Nothing was changed: choose a free host port, or stop "
                             "what holds it first.")
+    return warnings
 
 
 def host_interfaces(runner):
@@ -173,7 +186,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
         bridges = host_interfaces(publisher.runner)
         check_destination(bridges, endpoint, set(mapping.family for mapping in request.mappings))
         interfaces = bridges if publisher.runner is runner else host_interfaces(runner)
-    stale = set()
+    stale, restored_over = set(), []
 
     def plan(snapshot):
         families = snapshot.families()
@@ -182,13 +195,14 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
             raise LayoutError(publisher.ipv6_refusal(ipv6))
         plans, fresh = {}, []
         stale.clear()
+        restored_over[:] = []
         for family in sorted(families):
             plans[family], taken = plan_family(publisher, snapshot, request, family)
             stale.update((family, tag) for tag in taken)
             if request.present:
                 fresh += fresh_mappings(snapshot.claims(family), request, family)
         if checked:
-            check_reservation(runner, fresh, own_addresses(interfaces))
+            restored_over.extend(check_reservation(runner, fresh, own_addresses(interfaces), request.restoring))
         if not check_mode:
             publisher.prepare(snapshot, endpoint, [rule for plan in plans.values() for rule in plan.add])
         return plans
@@ -209,7 +223,7 @@ def reconcile(runner, engine, publisher, request, check_mode=False, lock_path=LO
         changed=bool(added or deleted), engine=engine_facts(engine, publisher, snapshot),
         added=[rule.text() for rule in added], removed=[rule.text() for rule in deleted],
         mappings=current_mappings(snapshot, after, short_id), before=before, after=after)
-    outcome.warnings.extend(publisher.warnings)
+    outcome.warnings.extend(list(publisher.warnings) + restored_over)
     if stale:
         outcome.warnings.append(
             "took over host port(s) from removed container(s): %s"

@@ -26,7 +26,8 @@ def apply_request(runner, client, engine, request, check_mode=False):
     """Resolve the container of ``request`` and reconcile its rules -> (Endpoint, Outcome).
 
     ``request`` has the module's keys: container, ports, network, state, exclusive,
-    allowed_sources, local_access, method, sidecar_image.
+    allowed_sources, local_access, method, sidecar_image; and ``restoring`` for the reconciler's
+    recorded requests.
     """
     state = request.get("state") or "present"
     mappings = request_mappings(request)
@@ -40,7 +41,8 @@ def apply_request(runner, client, engine, request, check_mode=False):
     else:
         endpoint = docker_api.endpoint_for_removal(client, request["container"])
     wanted = MappingRequest(endpoint, tuple(mappings), state, bool(request.get("exclusive")),
-                            lambda container_id: docker_api.container_exists(client, container_id))
+                            lambda container_id: docker_api.container_exists(client, container_id),
+                            bool(request.get("restoring")))
     return endpoint, reconcile(runner, engine, publisher, wanted, check_mode)
 
 

@@ -9,6 +9,7 @@ is seen from inside (``ip netns exec NS cat /proc/net/tcp`` lists that namespace
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 # /proc/net files per protocol; the TCP state column 0A is LISTEN, UDP 07 is a bound socket.
@@ -17,13 +18,21 @@ SOCKET_TABLES = {"tcp": (("/proc/net/tcp", "/proc/net/tcp6"), "0A"),
 SCTP_ENDPOINTS = "/proc/net/sctp/eps"
 
 
+# hotport-reconcile's code, on its command line (roles/port_map/files/hotport-reconcile): a root
+# process of it holds mapped ports (port_holder.py).
+PORT_HOLDER_MARK = "hotport.docker.plugins.module_utils.reconciler"
+
+
 @dataclass(frozen=True)
 class Listener:
-    """A socket bound on the host: protocol, address ('' for any) and port."""
+    """A socket bound on the host: protocol, address ('' for any) and port; its owner's uid and
+    its inode (which process holds it: socket_owner)."""
 
     protocol: str
     address: str
     port: int
+    uid: int = -1
+    inode: int = 0
 
     def describe(self):
         address = self.address or "*"
@@ -53,7 +62,8 @@ def parse_proc_sockets(text, protocol, state):
         if len(fields) < 4 or fields[3] != state:
             continue
         address, dummy, port = fields[1].partition(":")
-        found.append(Listener(protocol, _proc_address(address), int(port, 16)))
+        uid, inode = (int(fields[7]), int(fields[9])) if len(fields) > 9 and fields[9].isdigit() else (-1, 0)
+        found.append(Listener(protocol, _proc_address(address), int(port, 16), uid, inode))
     return found
 
 
@@ -64,8 +74,9 @@ def parse_sctp_endpoints(text):
         fields = line.split()
         if len(fields) < 9 or not fields[5].isdigit():
             continue
+        uid, inode = (int(fields[6]), int(fields[7])) if fields[6].isdigit() and fields[7].isdigit() else (-1, 0)
         for address in fields[8:]:
-            found.append(Listener("sctp", "" if address in ("0.0.0.0", "::") else address, int(fields[5])))
+            found.append(Listener("sctp", "" if address in ("0.0.0.0", "::") else address, int(fields[5]), uid, inode))
     return found
 
 
@@ -101,6 +112,47 @@ def clashing_listeners(found, mapping):
             continue
         clashes.append(listener)
     return clashes
+
+
+@dataclass(frozen=True)
+class SocketOwner:
+    """The process that holds a socket."""
+
+    pid: int
+    uid: int
+    command: str
+    holds_ports: bool  # hotport's own reconciler, holding a mapped port
+
+    def describe(self):
+        return "PID %d (%s, uid %d)" % (self.pid, self.command, self.uid)
+
+
+def socket_owner(inode, proc="/proc"):
+    """The process (SocketOwner) one of whose descriptors is the socket ``inode``; None when no
+    process this run may look into holds it."""
+    if not inode:
+        return None
+    link = "socket:[%d]" % inode
+    for pid in (name for name in os.listdir(proc) if name.isdigit()):
+        folder = os.path.join(proc, pid, "fd")
+        try:
+            if not any(os.readlink(os.path.join(folder, fd)) == link for fd in os.listdir(folder)):
+                continue
+            uid = os.stat(os.path.join(proc, pid)).st_uid
+            with open(os.path.join(proc, pid, "comm"), encoding="utf-8", errors="replace") as handle:
+                command = handle.read(64).strip()
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as handle:
+                cmdline = handle.read(64 * 1024).decode("utf-8", "replace")
+        except OSError:
+            continue  # gone, or not ours to look into
+        return SocketOwner(int(pid), uid, command, uid == 0 and PORT_HOLDER_MARK in cmdline)
+    return None
+
+
+def held_by_hotport(listener):
+    """Whether ``listener`` is a socket hotport's reconciler holds a mapped port with (no clash)."""
+    owner = socket_owner(listener.inode)
+    return owner is not None and owner.holds_ports
 
 
 def interface_addresses(runner):

@@ -13,7 +13,7 @@ the host listens on (ours only: Docker's docker-proxy listens on Docker's ports)
 from __future__ import annotations
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners
+from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners, held_by_hotport
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, address_family
 
@@ -81,7 +81,8 @@ class _FamilyListing:
                     listed["stale"] = bool(listed["stale_reason"])
                     listed["allowed_sources"], listed["local_access"] = list(mapping.allowed_sources), mapping.local_access
                     listed["clashes_with"] = ["socket:" + listener.describe()
-                                              for listener in clashing_listeners(sockets, mapping)]
+                                              for listener in clashing_listeners(sockets, mapping)
+                                              if not held_by_hotport(listener)]
                 elif ip in by_ip:
                     listed["container"] = _container_view(*by_ip[ip])
                 found.append(listed)

@@ -29,6 +29,7 @@ class MappingRequest:
     state: str = "present"
     exclusive: bool = False
     container_exists: object = field(default=lambda container_id: True, compare=False)
+    restoring: bool = False  # a recorded mapping the reconciler restores (apply.check_reservation)
 
     @property
     def short_id(self):

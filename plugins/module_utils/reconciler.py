@@ -26,6 +26,8 @@ from ansible_collections.hotport.docker.plugins.module_utils.apply import remove
 from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request
 from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import DockerHostError, from_params
 from ansible_collections.hotport.docker.plugins.module_utils.persistence import persist
+from ansible_collections.hotport.docker.plugins.module_utils.port_holder import PortHolder, held_ports
+from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import LockError, ProcessRunner
 from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError
@@ -56,8 +58,18 @@ class EngineSession:
     """One connection to the engine and what is applied through it: ``runner`` for the host's
     commands, ``client`` and ``engine`` (docker_api), the ``state_file`` of recorded requests."""
 
-    def __init__(self, runner, client, engine, state_file):
+    def __init__(self, runner, client, engine, state_file, holder=None):
         self.runner, self.client, self.engine, self.state_file = runner, client, engine, state_file
+        # Holds the recorded kernel mappings' host ports while watching (port_holder.py).
+        self.holder = holder
+
+    def hold_ports(self):
+        """Hold the host port of every recorded kernel mapping, and only those (this host's own
+        engine only: another machine's containers are published there)."""
+        if self.holder is None or self.client.connection.scheme != "unix":
+            return
+        for message in self.holder.keep(held_ports(load_state(self.state_file), parse_ports)):
+            log("warning: " + message)
 
     def apply_entry(self, entry, state="present", container=None):
         """One recorded request -> True when it holds (or is waiting for its container to start).
@@ -78,7 +90,7 @@ class EngineSession:
             log("FAILED %s: not a recorded request (a dict with a container name); fix or remove it in "
                 "the state file" % _describe(entry))
             return False
-        request = dict(entry, state=state, container=container or entry["container"])
+        request = dict(entry, state=state, container=container or entry["container"], restoring=True)
         try:
             outcome = apply_request(self.runner, self.client, self.engine, request)[1]
         except docker_api.ResolveError as exc:
@@ -127,6 +139,7 @@ class EngineSession:
         failures = self.remove_orphaned_rules()
         for entry in load_state(self.state_file):
             failures += not self.apply_entry(entry)
+        self.hold_ports()
         return failures
 
     def handle_event(self, event):
@@ -162,6 +175,8 @@ def watch(runner, connect, state_file, interval):
     written back. firewalld's D-Bus signal would come before that, and race Docker.
     """
     delay = 1
+    # Kept across reconnects: while dockerd restarts (and flushes its chains) the ports stay held.
+    holder = PortHolder()
     while True:
         try:
             client = connect()
@@ -173,7 +188,7 @@ def watch(runner, connect, state_file, interval):
             log("connected to Docker %s (firewall: %s%s); applying %s" % (
                 engine.version, engine.firewall_backend,
                 ", following firewalld reloads" if follow_firewalld else "", state_file))
-            connected = EngineSession(runner, client, engine, state_file)
+            connected = EngineSession(runner, client, engine, state_file, holder)
             connected.apply_all()
             next_full_pass = since + interval
             delay = 1

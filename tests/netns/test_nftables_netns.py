@@ -16,7 +16,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.publishers.base imp
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.nftables_rules import NftRule
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import kernel_publisher
 
-from .conftest import HOST_ADDRESS, Namespace, endpoint, reconcile_on, wired_to
+from .conftest import endpoint, reconcile_on, wired_to
 
 ENGINE = EngineInfo("29.7.2", "1.55", "nftables")
 MARK = "meta mark set meta mark | 0x04000000"

@@ -11,6 +11,7 @@ Tests run in file order.
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -247,6 +248,23 @@ def test_the_reconciler_runs_hardened(host):
         "systemctl show -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet -p ActiveState "
         "hotport-reconcile").splitlines())
     assert shown["ActiveState"] == "active" and shown["NoNewPrivileges"] == "yes" and shown["ProtectSystem"] == "strict"
-    assert sorted(shown["CapabilityBoundingSet"].split()) == ["cap_net_admin", "cap_net_raw"]
+    assert sorted(shown["CapabilityBoundingSet"].split()) == ["cap_net_admin", "cap_net_bind_service", "cap_net_raw",
+                                                               "cap_sys_ptrace"]
     exposure = host.check_output("systemd-analyze security hotport-reconcile.service | tail -1")
     assert float(re.search(r"exposure level .* ([0-9.]+) ", exposure).group(1)) <= 6.0, exposure
+
+
+BIND_AS_NOBODY = "setpriv --reuid 65534 --regid 65534 --clear-groups python3 -c %s" % shlex.quote(
+    "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+    "s.bind(('0.0.0.0', 8080)); s.listen(); print('bound')")
+
+
+def test_no_other_user_takes_a_mapped_port_even_across_a_dockerd_restart(host):
+    """Finding 3 of issue 34: while a mapping is recorded, the reconciler holds its host port, so a
+    local user cannot bind it and receive the service's traffic while the DNAT is missing."""
+    refused = host.run(BIND_AS_NOBODY)
+    assert refused.rc != 0 and "Address already in use" in refused.stderr, refused.stdout + refused.stderr
+    restart_dockerd(host)
+    refused = host.run(BIND_AS_NOBODY)
+    assert refused.rc != 0 and "Address already in use" in refused.stderr, refused.stdout + refused.stderr
+    assert eventually(lambda: tcp_get(dind_address(host), 8080), PAYLOAD, timeout=30) == PAYLOAD

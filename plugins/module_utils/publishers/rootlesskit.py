@@ -12,7 +12,6 @@ state dir at ``$XDG_RUNTIME_DIR/dockerd-rootless`` (``child_pid``, ``api.sock``)
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import ipaddress
@@ -108,23 +107,22 @@ class RootlessKit:
                 "RootlessKit's state dir %s belongs to uid %d, and this run is uid %d: only the engine's own "
                 "user can enter its network namespace. Run the task as that user (become_user), or use "
                 "method: sidecar. Nothing was changed." % (state_dir, info.st_uid, os.geteuid()))
-        with self._state_file("api.sock") as (folder, name):
-            found = os.stat(name, dir_fd=folder, follow_symlinks=False) if name in os.listdir(folder) else None
+        found = self._in_state_dir("api.sock", lambda folder, name: os.stat(name, dir_fd=folder, follow_symlinks=False)
+                                   if name in os.listdir(folder) else None)
         if found is None or not stat.S_ISSOCK(found.st_mode) or found.st_uid != os.geteuid():
             raise LayoutError(
                 "RootlessKit's API socket %s is %s: is the rootless engine running? Nothing was changed."
                 % (self.api_socket, "missing" if found is None else "not a socket of uid %d" % os.geteuid()))
 
-    @contextlib.contextmanager
-    def _state_file(self, name):
-        """(descriptor of the state dir, ``name``), the dir reached without following any symlink,
+    def _in_state_dir(self, name, action):
+        """``action(descriptor of the state dir, name)``, the dir reached without following any symlink,
         every folder on its way root's or this user's and written by nobody else, the dir this user's."""
         try:
             with trusted_folder(os.path.join(self.state_dir, name), "RootlessKit state dir", resolve=False) \
                     as (folder, found):
                 if folder is None or os.fstat(folder).st_uid != os.geteuid():
                     raise UnsafeFileError("it is missing, or not uid %d's" % os.geteuid())
-                yield folder, found
+                return action(folder, found)
         except UnsafeFileError as exc:
             raise LayoutError("RootlessKit's state dir %s cannot be trusted: %s. Nothing was changed."
                               % (self.state_dir, exc))
@@ -134,14 +132,17 @@ class RootlessKit:
         read without following a symlink, the process this user's, in a user namespace of its own
         that this user owns (so entering it gives this run nothing it did not have)."""
         path = os.path.join(self.state_dir, "child_pid")
-        with self._state_file("child_pid") as (folder, name):
+
+        def read(folder, name):
             try:
                 handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
             except OSError as exc:
                 raise LayoutError("cannot read RootlessKit's %s: %s. Is the rootless engine running? Nothing was "
                                   "changed." % (path, exc))
             with os.fdopen(handle, "rb") as opened:
-                text = opened.read(32).decode("ascii", "replace").strip()
+                return opened.read(32).decode("ascii", "replace").strip()
+
+        text = self._in_state_dir("child_pid", read)
         if not text.isdigit() or int(text) < 2 or not os.path.exists("/proc/%s/ns/net" % text):
             raise LayoutError("RootlessKit's %s holds %r, not a running process: is the rootless engine running? "
                               "Nothing was changed." % (path, text[:20]))
