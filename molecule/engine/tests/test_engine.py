@@ -96,6 +96,25 @@ def test_differential_against_docker_run_p(host):
         assert host.check_output("curl -sS -m 3 http://%s:%d/" % (own, port)) == PAYLOAD
 
 
+def test_loopback_differential_against_docker_run_p(host):
+    """-p 127.0.0.1:P: the same DNAT, and on Docker 28+ the same raw DROP of packets for 127.0.0.1
+    that arrive on any interface but lo (a neighbour on the link could send them; issue 34)."""
+    mapped = hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9096:80"])
+    assert "mappings" in mapped, mapped
+    rules = ruleset(host)
+    ports = {9095: "HPORT", 9096: "HPORT"}
+    docker_side = normalised(rules, container_ip(host, "twinlo-docker"), ports)
+    hotport_side = normalised(rules, container_ip(host, "twinlo-hotport"), ports)
+    assert docker_side and hotport_side == docker_side
+
+    def drops(port):
+        return [TAG_RE.sub("", line).replace("--dport %d " % port, "--dport HPORT ")
+                for table, line in rules if table == "raw" and "--dport %d " % port in line]
+    assert drops(9096) == drops(9095) == (
+        ["-A PREROUTING -d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport HPORT -j DROP"] if engine_major(host) >= 28 else [])
+    assert not hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9096:80"])["changed"]
+
+
 def test_local_access_serves_loopback_and_hairpin(host):
     assert host.run("curl -sS -m 3 http://127.0.0.1:9092/").rc != 0
     opened = hotport(host, container="twin-hotport", ports=["9092:80"], local_access=True)
