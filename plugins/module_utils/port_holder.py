@@ -54,7 +54,7 @@ class PortHolder:
 
     def keep(self, wanted):
         """Hold exactly ``wanted`` ({(family, protocol, address, port)}) -> messages for the log: a
-        port another process holds is named with that process, and tried again on the next pass."""
+        port another socket is bound on is said with how to find it, and tried again on the next pass."""
         said = []
         for key in sorted(set(self.held) - set(wanted)):
             self.held.pop(key).close()
@@ -75,9 +75,6 @@ class PortHolder:
         return "cannot hold host port %s: another socket is bound there (find it with `ss -lnp sport = :%d`); " \
                "the mapping's DNAT still takes its outside traffic while it is in place" % (where, port)
 
-    def close(self):
-        self.keep(set())
-
 
 def held_ports(entries, parse):
     """The (family, protocol, host address, port) of every kernel mapping the state file's
@@ -89,9 +86,7 @@ def held_ports(entries, parse):
             continue
         try:
             mappings = parse(entry.get("ports"))
-        except ValueError:
-            continue
+        except (ValueError, TypeError, AttributeError):
+            continue  # apply_entry reports the entry
         wanted.update((mapping.family, mapping.protocol, mapping.listen_ip, mapping.host_port) for mapping in mappings)
     return wanted
-
-

@@ -11,7 +11,7 @@ from ansible_collections.hotport.docker.plugins.module_utils.state_file import u
 
 ENTRIES = [{"container": "web", "ports": ["8080:80", "[::]:8080:80", "127.0.0.1:5353:53/udp"]},
            {"container": "db", "ports": ["15432:5432"], "method": "sidecar"},
-           {"container": "broken", "ports": ["nonsense"]}, "not an entry"]
+           {"container": "broken", "ports": ["nonsense"]}, {"container": "odd", "ports": 5}, "not an entry"]
 
 
 class Held:
