@@ -64,9 +64,10 @@ class EngineSession:
         self.holder = holder
 
     def hold_ports(self):
-        """Hold the host port of every recorded kernel mapping, and only those (this host's own
-        engine only: another machine's containers are published there)."""
-        if self.holder is None or self.client.connection.scheme != "unix":
+        """Hold the host port of every recorded kernel mapping, and only those: of this host's own
+        engine (another machine's containers are published there), a rootful one (on a rootless
+        engine RootlessKit listens on each mapped port itself, and a held port would keep it out)."""
+        if self.holder is None or self.client.connection.scheme != "unix" or self.engine.rootless:
             return
         for message in self.holder.keep(held_ports(load_state(self.state_file), parse_ports)):
             log("warning: " + message)

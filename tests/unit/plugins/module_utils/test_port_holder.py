@@ -4,11 +4,13 @@ import errno
 import types
 
 from ansible_collections.hotport.docker.plugins.module_utils import reconciler
+from ansible_collections.hotport.docker.plugins.module_utils.docker_api import EngineInfo
 from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import from_params
 from ansible_collections.hotport.docker.plugins.module_utils.port_holder import PortHolder, held_ports
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import update_state
 
+ROOTFUL = EngineInfo("29.7.2", "1.55", "iptables")
 ENTRIES = [{"container": "web", "ports": ["8080:80", "[::]:8080:80", "127.0.0.1:5353:53/udp"]},
            {"container": "db", "ports": ["15432:5432"], "method": "sidecar"},
            {"container": "broken", "ports": ["nonsense"]}, {"container": "odd", "ports": 5}, "not an entry"]
@@ -49,8 +51,20 @@ def test_the_reconciler_holds_the_recorded_ports_of_its_own_engine_only(tmp_path
     kept = []
     holder = types.SimpleNamespace(keep=lambda wanted: kept.append(wanted) or [])
     local = types.SimpleNamespace(connection=from_params({"docker_host": "unix:///var/run/docker.sock"}, {}))
-    reconciler.EngineSession(None, local, None, state, holder).hold_ports()
+    reconciler.EngineSession(None, local, ROOTFUL, state, holder).hold_ports()
     assert kept == [{(4, "tcp", "", 8080), (6, "tcp", "", 8080), (4, "udp", "127.0.0.1", 5353)}]
     far = types.SimpleNamespace(connection=from_params({"docker_host": "tcp://127.0.0.1:2375"}, {}))
-    reconciler.EngineSession(None, far, None, state, holder).hold_ports()
+    reconciler.EngineSession(None, far, ROOTFUL, state, holder).hold_ports()
     assert len(kept) == 1
+
+
+def test_on_a_rootless_engine_rootlesskit_holds_the_ports_itself(tmp_path):
+    """Its port driver listens on each mapped port: a port held first would keep RootlessKit out."""
+    state = str(tmp_path / "mappings.json")
+    update_state(state, lambda entries: ENTRIES[:1])
+    kept = []
+    holder = types.SimpleNamespace(keep=lambda wanted: kept.append(wanted) or [])
+    local = types.SimpleNamespace(connection=from_params({"docker_host": "unix:///tmp/rl-run/docker.sock"}, {}))
+    reconciler.EngineSession(None, local, EngineInfo("29.7.2", "1.55", "iptables", rootless=True), state,
+                             holder).hold_ports()
+    assert kept == []
