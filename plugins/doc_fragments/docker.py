@@ -15,7 +15,7 @@ options:
       - URL of the Docker daemon API. V(unix:///var/run/docker.sock) (this host's socket),
         V(tcp://HOST:2376) with O(validate_certs) or O(tls) (TLS), V(https://HOST:2376) (TLS),
         V(tcp://HOST:2375) (plain HTTP, unencrypted and unauthenticated, so anyone who can reach the
-        port is root on that host; a warning says so unless the address is loopback), or
+        port is root on that host; a warning says so, on loopback too, where any local user can listen while dockerd is down), or
         V(ssh://USER@HOST[:PORT]) (the system's C(ssh) client runs C(docker system dial-stdio) on that
         host, as the Docker CLI does, so your ssh config, keys and known_hosts apply; the remote user
         must reach its engine's socket).
@@ -65,7 +65,7 @@ options:
   tls:
     description:
       - TLS to the daemon without verifying its certificate (encrypted, but anyone on the path can pose
-        as the daemon). O(validate_certs) takes precedence.
+        as the daemon; a warning says so). O(validate_certs) takes precedence.
       - If not set, the value of E(DOCKER_TLS) is used, and else the default.
     type: bool
     default: false
