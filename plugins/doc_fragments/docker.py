@@ -92,3 +92,14 @@ requirements:
   - Python 3.7 or newer on the managed host; hotport talks to the Docker API with the standard library, no Docker SDK needed
   - For V(ssh://), the C(ssh) client (openssh-client) where the module runs
 """
+
+    # The action group of both modules (meta/runtime.yml): module_defaults for group/hotport.docker.docker.
+    ACTIONGROUP_DOCKER = r"""
+attributes:
+  action_group:
+    description: Use C(group/hotport.docker.docker) in C(module_defaults) to set the connection options once for
+      every hotport module (as C(group/community.docker.docker) does for community.docker's).
+    support: full
+    membership:
+      - hotport.docker.docker
+"""

@@ -24,6 +24,7 @@ author:
   - hotport developers (@hotport)
 extends_documentation_fragment:
   - hotport.docker.docker
+  - hotport.docker.docker.actiongroup_docker
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
