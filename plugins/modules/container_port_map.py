@@ -163,7 +163,7 @@ notes:
     containers reaching C(HOST_IP:HOST_PORT) are served only with O(local_access).
   - IPv6 mappings need an engine that writes ip6tables rules (C(ip6tables) set to true in C(daemon.json), the
     default from Docker 27; Docker 20.10 to 26 also need C(experimental) set to true); otherwise they are
-    refused with that advice. Docker 28 and later also get C(! -s fe80::/10) on the DNAT, as Docker writes.
+    refused with that advice. On Docker 28 and later the IPv6 DNAT also excludes link-local sources (C(fe80::/10)), as Docker writes.
 seealso:
   - name: Docker port publishing
     description: How Docker publishes ports, engine by engine.

@@ -10,9 +10,10 @@ module: container_port_map_info
 short_description: List every published port of a Docker host, hotport's and Docker's own
 version_added: 1.0.0
 description:
-  - Reads the live ruleset (the iptables variant that holds Docker's chains) and the Docker API, and
-    lists every host port that is forwarded to a container, whether Docker published it with C(-p)
-    or P(hotport.docker.container_port_map#module) mapped it.
+  - Reads the live ruleset (the iptables variant that holds Docker's chains, or with Docker's nftables
+    backend Docker's and hotport's nft tables; on a rootless engine its namespace's rules and RootlessKit's
+    ports), hotport's sidecars and the Docker API, and lists every host port that is forwarded to a
+    container, whether Docker published it with C(-p) or P(hotport.docker.container_port_map#module) mapped it.
   - Flags hotport mappings that no longer hold. V(stale) when the container is gone, stopped, or at
     another address than the one the rule forwards to (it restarted); C(complete=false) when some of
     the rules Docker would write for it are missing. Re-running P(hotport.docker.container_port_map#module)
