@@ -74,17 +74,17 @@ def test_differential_against_docker_run_p(host):
 def test_loopback_differential_against_docker_run_p(host):
     """-p 127.0.0.1:P: Docker drops what arrives for it on any interface but lo ("DROP REMOTE
     LOOPBACK"); hotport's table the same for its twin (issue 34)."""
-    mapped = hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9096:80"])
+    mapped = hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9296:80"])
     assert "mappings" in mapped, mapped
 
     def drops(lines, port):
         # Docker's rule carries a counter and its comment, hotport's its tag: neither is compared.
         return [re.sub(r" (counter|comment) .*$| drop .*$", "", line.strip()).replace("dport %d" % port, "dport HPORT")
                 for line in lines if "dport %d " % port in line and "drop" in line]
-    docker_side = drops(chain(host, "ip", "docker-bridges", "raw-PREROUTING"), 9095)
-    hotport_side = drops(chain(host, "ip", "hotport", "raw-prerouting"), 9096)
+    docker_side = drops(chain(host, "ip", "docker-bridges", "raw-PREROUTING"), 9295)
+    hotport_side = drops(chain(host, "ip", "hotport", "raw-prerouting"), 9296)
     assert docker_side == hotport_side == ['iifname != "lo" ip daddr 127.0.0.1 tcp dport HPORT'], (docker_side, hotport_side)
-    assert not hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9096:80"])["changed"]
+    assert not hotport(host, container="twinlo-hotport", ports=["127.0.0.1:9296:80"])["changed"]
 
 
 def test_plain_mappings_are_elements_that_mean_what_dockers_rules_mean(host):
