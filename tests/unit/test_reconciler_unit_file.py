@@ -1,10 +1,15 @@
-"""The role's systemd unit (issue 34): every ExecStart argument arrives as the one word it was,
-whatever it holds, and the unit bounds what root's service may do."""
+"""The role's systemd unit and the command it runs (issue 34): every ExecStart argument arrives as
+the one word it was, whatever it holds; the unit bounds what root's service may do; neither the
+working directory nor PYTHONPATH reaches the code."""
 import os
 import re
 import shlex
+import shutil
+import subprocess
 
 import jinja2
+
+from ansible_collections.hotport.docker.plugins.module_utils import reconciler
 
 UNIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     "roles", "port_map", "templates", "hotport-reconcile.service.j2")
@@ -35,3 +40,24 @@ def test_the_service_is_hardened():
     assert settings["CapabilityBoundingSet"].split() == ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE",
                                                          "CAP_SYS_PTRACE"]
     assert "PartOf" not in settings, "the service must outlive a dockerd restart, holding the mapped ports"
+
+
+def test_the_working_directory_does_not_reach_the_code_root_runs(tmp_path):
+    """`python3 -c` puts the working directory first on sys.path: an argparse.py there ran as root."""
+    files = os.path.join(os.path.dirname(os.path.dirname(UNIT)), "files")
+    installed = tmp_path / "lib"
+    installed.mkdir()
+    shutil.copy(os.path.join(files, "hotport-reconcile"), str(installed / "hotport-reconcile"))
+    # Where this run imports the collection from: .../ansible_collections/hotport/docker/plugins/module_utils.
+    collections = reconciler.__file__
+    for dummy in range(5):
+        collections = os.path.dirname(collections)
+    (installed / "ansible_collections").symlink_to(collections)
+    hostile = tmp_path / "cwd"
+    hostile.mkdir()
+    marker = tmp_path / "ran"
+    (hostile / "argparse.py").write_text("open(%r, 'w').close()\nraise SystemExit(9)\n" % str(marker))
+    done = subprocess.run([str(installed / "hotport-reconcile"), "--help"], cwd=str(hostile), capture_output=True,
+                          text=True, check=False, env=dict(os.environ, PYTHONPATH=str(hostile)))
+    assert not marker.exists(), "code from the working directory ran"
+    assert done.returncode == 0 and "hotport-reconcile" in done.stdout, done.stderr
