@@ -45,26 +45,24 @@ def test_keep_holds_what_is_wanted_closes_the_rest_and_names_a_taken_port():
     assert set(holder.held) == {(4, "tcp", "", 8080)}
 
 
-def test_the_reconciler_holds_the_recorded_ports_of_its_own_engine_only(tmp_path):
+def held_through_a_session(tmp_path, docker_host, engine):
+    """What the reconciler's session asks its holder to keep, for the first two ENTRIES."""
     state = str(tmp_path / "mappings.json")
     update_state(state, lambda entries: ENTRIES[:2])
     kept = []
     holder = types.SimpleNamespace(keep=lambda wanted: kept.append(wanted) or [])
-    local = types.SimpleNamespace(connection=from_params({"docker_host": "unix:///var/run/docker.sock"}, {}))
-    reconciler.EngineSession(None, local, ROOTFUL, state, holder).hold_ports()
-    assert kept == [{(4, "tcp", "", 8080), (6, "tcp", "", 8080), (4, "udp", "127.0.0.1", 5353)}]
-    far = types.SimpleNamespace(connection=from_params({"docker_host": "tcp://127.0.0.1:2375"}, {}))
-    reconciler.EngineSession(None, far, ROOTFUL, state, holder).hold_ports()
-    assert len(kept) == 1
+    client = types.SimpleNamespace(connection=from_params({"docker_host": docker_host}, {}))
+    reconciler.EngineSession(None, client, engine, state, holder).hold_ports()
+    return kept
+
+
+def test_the_reconciler_holds_the_recorded_ports_of_its_own_engine_only(tmp_path):
+    assert held_through_a_session(tmp_path, "unix:///var/run/docker.sock", ROOTFUL) == [
+        {(4, "tcp", "", 8080), (6, "tcp", "", 8080), (4, "udp", "127.0.0.1", 5353)}]
+    assert held_through_a_session(tmp_path, "tcp://127.0.0.1:2375", ROOTFUL) == []
 
 
 def test_on_a_rootless_engine_rootlesskit_holds_the_ports_itself(tmp_path):
     """Its port driver listens on each mapped port: a port held first would keep RootlessKit out."""
-    state = str(tmp_path / "mappings.json")
-    update_state(state, lambda entries: ENTRIES[:1])
-    kept = []
-    holder = types.SimpleNamespace(keep=lambda wanted: kept.append(wanted) or [])
-    local = types.SimpleNamespace(connection=from_params({"docker_host": "unix:///tmp/rl-run/docker.sock"}, {}))
-    reconciler.EngineSession(None, local, EngineInfo("29.7.2", "1.55", "iptables", rootless=True), state,
-                             holder).hold_ports()
-    assert kept == []
+    rootless = EngineInfo("29.7.2", "1.55", "iptables", rootless=True)
+    assert held_through_a_session(tmp_path, "unix:///tmp/rl-run/docker.sock", rootless) == []
