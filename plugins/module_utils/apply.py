@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ResolveError
 from ansible_collections.hotport.docker.plugins.module_utils.host import (
-    clashing_listeners, forget_udp_flows, held_by_hotport, interface_addresses, listeners, own_addresses, socket_owner)
+    clashing_listeners, forget_udp_flows, interface_addresses, listeners, own_addresses, socket_owner)
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import owner_id, parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.planner import (
     ConflictError, fresh_mappings, plan_family)
@@ -74,9 +74,9 @@ def check_reservation(runner, mappings, addresses, restoring=False):
     sockets = listeners(runner)
     for mapping in mappings:
         for listener in clashing_listeners(sockets, mapping):
-            if held_by_hotport(listener):
-                continue
             owner = socket_owner(listener.inode)
+            if owner is not None and owner.holds_ports:
+                continue  # hotport's reconciler holds the port for this mapping
             held_by = "held by %s" % owner.describe() if owner else "of uid %d" % listener.uid
             if restoring and listener.uid != 0:
                 warnings.append("restored %s over a socket %s on %s: it no longer receives the mapping's outside "

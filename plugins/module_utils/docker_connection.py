@@ -107,11 +107,6 @@ def _flag(value):
     return value.strip().lower() in TRUE_WORDS
 
 
-def _set(value):
-    """DOCKER_TLS_VERIFY as the Docker CLI reads it: any non-empty value turns verification on."""
-    return bool(value)
-
-
 def from_params(params, environ=None):
     """Options (a module's, or the reconciler's with None for what was not given), then the
     environment (DOCKER_HOST, DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TLS_HOSTNAME,
@@ -140,7 +135,8 @@ def from_params(params, environ=None):
         docker_host=given("docker_host", "DOCKER_HOST", DEFAULT_DOCKER_HOST),
         timeout=timeout,
         tls=bool(given("tls", "DOCKER_TLS", False, _flag)),
-        validate_certs=bool(given("validate_certs", "DOCKER_TLS_VERIFY", False, _set)),
+        # DOCKER_TLS_VERIFY as the Docker CLI reads it: any non-empty value turns verification on.
+        validate_certs=bool(given("validate_certs", "DOCKER_TLS_VERIFY", False, bool)),
         ca_path=in_cert_dir("ca_path", "ca.pem"),
         client_cert=in_cert_dir("client_cert", "cert.pem"),
         client_key=in_cert_dir("client_key", "key.pem"),
