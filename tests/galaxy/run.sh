@@ -47,7 +47,7 @@ for name in container_port_map container_port_map_info; do
   documented "hotport.docker.$name" || fail "ansible-doc hotport.docker.$name on the installed tarball"
 done
 documented -t role hotport.docker.port_map || fail "ansible-doc -t role hotport.docker.port_map on the installed tarball"
-for playbook in add_mapping remove_mapping rollout; do
+for playbook in add_mapping remove_mapping rollout report; do
   (cd "$work" && "$root/.build/venv/bin/ansible-playbook" --syntax-check -i localhost, "hotport.docker.$playbook" >/dev/null 2>&1) \
     || fail "ansible-playbook hotport.docker.$playbook --syntax-check on the installed tarball"
 done
