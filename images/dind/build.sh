@@ -26,7 +26,13 @@ case "$suite" in
   trixie|sid) packages=$packages,docker-cli ;;
   sid-29)
     packages=$packages,docker-cli,nftables,uidmap,rootlesskit,slirp4netns
-    engine=$(cd "$here/../../../shared/engines/docker-29.7.2" && pwd)
+    engine="$here/../../../shared/engines/docker-29.7.2"
+    if [ ! -d "$engine" ]; then
+      echo "build.sh: Docker 29.7.2 (built from moby's tag) is expected in $(cd "$here/../../.." && pwd)/shared/engines/docker-29.7.2:" \
+        "put the shared/ folder beside this clone (README, 'Two commands'); the suites on Docker 29.7.2 need it" >&2
+      exit 2
+    fi
+    engine=$(cd "$engine" && pwd)
     recipe=$( (cat "$here/build.sh"; cd "$engine" && sha256sum -- *) | sha256sum | cut -c1-12)  # wherever shared/ is
     ;;
   *) echo "unknown suite $suite" >&2; exit 2 ;;
