@@ -59,7 +59,7 @@ def test_info_lists_our_mappings_complete_and_current(host):
                      (8084, "web", False, True), (8085, "api", False, True)]
 
 
-def rollout(*extra_vars, playbook="rollout.yml"):
+def run_playbook(playbook, *extra_vars):
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
                os.path.join(ROOT, "playbooks", playbook)]
     for extra in extra_vars:
@@ -74,7 +74,7 @@ def test_a_failing_host_stops_the_rollout(host):
         pytest.skip("runs once, for the whole fleet")
     mappings = ('{"port_map_mappings": "{{ [{\'container\': \'ghost\' if inventory_hostname == \'%s\' '
                 'else \'web\', \'ports\': [\'8082:80\']}] }}"}' % FIRST_HOST)
-    result = rollout("batch=1", mappings)
+    result = run_playbook("rollout.yml", "batch=1", mappings)
     assert result.returncode != 0, result.stdout
     summary = result.stdout[result.stdout.index("Summary, host by host"):]
     assert "%s: FAILED at 'Apply the mappings'" % FIRST_HOST in summary
@@ -97,14 +97,14 @@ def test_the_rollout_probes_each_mapping_where_it_can_answer(host):
     the reason; a per-port override (the controller cannot reach 8081 here once told so)."""
     if name(host) != FIRST_HOST:
         pytest.skip("runs once, for the whole fleet")
-    result = rollout("target=" + FIRST_HOST)
+    result = run_playbook("rollout.yml", "target=" + FIRST_HOST)
     assert result.returncode == 0, result.stdout[-3000:]
     probes = result.stdout[result.stdout.index("Probe each mapped TCP port"):].split("TASK [")[0]
     address = dind_address(host)
     assert "ok: [%s -> localhost] => (item=0.0.0.0:8080 from controller at %s)" % (FIRST_HOST, address) in probes
     assert "ok: [%s] => (item=127.0.0.1:8084 from host at 127.0.0.1)" % FIRST_HOST in probes
     assert "skipping: [%s] => (item=0.0.0.0:8085 skipped: only 198.18.0.0/30 may connect)" % FIRST_HOST in probes
-    told = rollout("target=" + FIRST_HOST, '{"rollout_probe_overrides": {"8081": "skip"}}')
+    told = run_playbook("rollout.yml", "target=" + FIRST_HOST, '{"rollout_probe_overrides": {"8081": "skip"}}')
     assert "(item=0.0.0.0:8081 skipped (rollout_probe_overrides))" in told.stdout, told.stdout[-3000:]
 
 
@@ -117,7 +117,7 @@ def test_the_report_lists_every_mapping_of_the_fleet_with_its_state(host, tmp_pa
     report = str(tmp_path / "report.md")
     host.check_output("systemctl stop hotport-reconcile && docker stop -t 1 api")
     try:
-        result = rollout("report_file=" + report, "report_owner=hotport", playbook="report.yml")
+        result = run_playbook("report.yml", "report_file=" + report, "report_owner=hotport")
     finally:
         host.check_output("docker start api && systemctl start hotport-reconcile")
     assert result.returncode == 0, result.stdout[-3000:]
