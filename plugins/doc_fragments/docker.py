@@ -85,6 +85,23 @@ options:
         (there is no paramiko transport).
     type: bool
     default: false
+  api_version:
+    description:
+      - The Docker API version to speak, V(auto) (the engine's own, newest) or a version such as V(1.44). A
+        version the engine does not speak (its range is in C(docker version)) or older than V(1.41) (Docker 20.10)
+        is refused with the range, before anything changes.
+      - The engine's facts (C(/version), C(/info)) are always read in the engine's own version, which is the
+        only one that reports Docker's firewall backend on every engine.
+      - If not set, the value of E(DOCKER_API_VERSION) is used, and else the default.
+    type: str
+    default: auto
+    aliases:
+      - docker_api_version
+  debug:
+    description:
+      - Return every Docker API call made (method, path, status, milliseconds) as RV(api_calls), on failure too.
+    type: bool
+    default: false
 notes:
   - The options and environment variables are community.docker's, so a task, an inventory or a shell set up for
     community.docker (E(DOCKER_HOST), E(DOCKER_TLS_VERIFY), E(DOCKER_CERT_PATH), ...) reaches the same engine.

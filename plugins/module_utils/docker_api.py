@@ -86,6 +86,13 @@ def connect_module(module):
     return client_for(connection)
 
 
+def debug_fields(client):
+    """With the debug option: the Docker API calls made, for the module's result (also on failure)."""
+    if client is None or client.calls is None:
+        return {}
+    return dict(api_calls=client.calls)
+
+
 def engine_info(client):
     """The engine's version and firewall facts; a clear error when the daemon does not answer."""
     try:

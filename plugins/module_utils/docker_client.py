@@ -6,8 +6,10 @@
 Why not the Docker SDK for Python: importing it (requests, urllib3) costs 0.10-0.15 s on every
 module run, more than everything else the module does at N = 1 (issue 14), and it is one more
 package to install on every host. hotport needs a dozen plain JSON calls over the engine's unix
-socket, tcp:// (plain or TLS) or ssh:// (docker_connection.py). Paths carry no API version: the engine
-then answers in its own current version, which is what the SDK's version="auto" settled on too.
+socket, tcp:// (plain or TLS) or ssh:// (docker_connection.py). With api_version auto, paths carry no
+API version: the engine then answers in its own current version, which is what the SDK's
+version="auto" settled on too. A pinned api_version prefixes every call but the engine's facts
+(/version, /info: the firewall backend is reported only from API 1.49 on).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import stat
 import ssl
 import subprocess
+import time
 from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import api_version_numbers
 from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError, trusted_folder
 
 
@@ -164,12 +169,34 @@ def ssh_argv(parts, timeout):
     return argv + ["--", parts.hostname, "docker", "system", "dial-stdio"]
 
 
+def check_api_version(pinned, version):
+    """Refuse (DockerError, as the engine would) a pinned api_version the engine does not speak
+    (``version``: its /version answer), before any other call."""
+    wanted = api_version_numbers(pinned)
+    if wanted is None:
+        return
+
+    def numbers(key):
+        match = re.match(r"\A([0-9]+)\.([0-9]+)\Z", str(version.get(key, "")))
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    newest, oldest = numbers("ApiVersion"), numbers("MinAPIVersion")
+    if (newest and wanted > newest) or (oldest and wanted < oldest):
+        raise DockerError(400, "api_version %s is not one this engine speaks (Docker %s: API %s to %s). Give auto, "
+                               "or a version in that range; nothing was changed" % (
+                                   pinned, version.get("Version", "unknown"), version.get("MinAPIVersion", "unknown"),
+                                   version.get("ApiVersion", "unknown")))
+
+
 class DockerClient:
     """One Docker engine, reached as a docker_connection.Connection says (unix, tcp, TLS, ssh)."""
 
     def __init__(self, connection):
         self.connection = connection
         self.base_url = connection.docker_host
+        self.prefix = "" if connection.api_version == "auto" else "/v" + connection.api_version
+        # debug: every call as "METHOD PATH -> STATUS (MS ms)", for the modules' api_calls.
+        self.calls = [] if connection.debug else None
         timeout = connection.timeout
         parts = urlsplit(connection.docker_host)
         if parts.scheme == "unix":
@@ -207,35 +234,57 @@ class DockerClient:
                                   "client certificate, give client_cert and client_key" % (self.base_url, exc))
         return DockerError(0, "no answer from the Docker daemon at %s: %s" % (self.base_url, exc))
 
-    def _response(self, method, path, query=None, body=None):
+    def _response(self, method, path, query=None, body=None, versioned=True):
         """Send one request -> (connection, response) for a 2xx answer; DockerError otherwise."""
+        path = (self.prefix if versioned else "") + path
         if query:
             path += "?" + urlencode(query)
         connection = self.new_connection()
+        started = time.monotonic()
         try:
             connection.request(method, path, body=None if body is None else json.dumps(body),
                                headers={"Content-Type": "application/json"})
             response = connection.getresponse()
+            self._log(method, path, response.status, started)
             if response.status < 300:
                 return connection, response
             text = response.read(ERROR_LIMIT).decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
+            self._log(method, path, "no answer", started)
             error = self._no_answer(connection, exc)
             connection.close()
             raise error
         connection.close()
-        try:
-            message = str(json.loads(text).get("message") or text)
-        except (ValueError, AttributeError, RecursionError):
-            message = text.strip()
-        message = message[:ERROR_SHOWN] + (" [...]" if len(message) > ERROR_SHOWN else "")
-        if response.status == 400 and "HTTPS server" in message:
-            message += (" (docker_host %s speaks TLS: turn validate_certs on, with ca_path, client_cert and "
-                        "client_key, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)" % self.base_url)
-        raise (NotFound if response.status == 404 else DockerError)(response.status, message)
+        raise self._refusal(response, text)
 
-    def _call(self, method, path, query=None, body=None):
-        connection, response = self._response(method, path, query, body)
+    def _log(self, method, path, status, started):
+        if self.calls is not None:
+            self.calls.append("%s %s -> %s (%d ms)" % (method, path, status, (time.monotonic() - started) * 1000))
+
+    def _refusal(self, response, text):
+        """The DockerError for a non-2xx answer: the engine's JSON message, or, for an answer that is
+        not Docker's, what answered instead (a web server's 404 page is no missing container)."""
+        try:
+            message = json.loads(text).get("message")
+        except (ValueError, AttributeError, RecursionError):
+            message = None
+        https_hint = (" (docker_host %s speaks TLS: turn validate_certs on, with ca_path, client_cert and "
+                      "client_key, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)" % self.base_url)
+        if response.status == 400 and "HTTPS server" in text:  # Go's answer to HTTP on a TLS port
+            return DockerError(400, text.strip()[:ERROR_SHOWN] + https_hint)
+        if not isinstance(message, str) and text.strip():
+            kind = (response.getheader("Content-Type") or "no content type").split(";")[0][:100]
+            title = re.search(r"<title>([^<]{0,200})", text, re.IGNORECASE)
+            said = " ".join((title.group(1) if title else "" if "html" in kind else text).split())[:200]
+            return DockerError(response.status, "%s answered with %s%s, not with the Docker API's JSON error: is "
+                                                "docker_host a Docker engine (its socket, unix:///var/run/docker.sock, "
+                                                "or its API port, tcp://HOST:2376 with TLS)? Nothing was changed"
+                               % (self.base_url, kind, " %r" % said if said else ""))
+        message = (message or "no message")[:ERROR_SHOWN] + (" [...]" if len(message or "") > ERROR_SHOWN else "")
+        return (NotFound if response.status == 404 else DockerError)(response.status, message)
+
+    def _call(self, method, path, query=None, body=None, versioned=True):
+        connection, response = self._response(method, path, query, body, versioned)
         try:
             data = response.read(ANSWER_LIMIT + 1)
         except (OSError, http.client.HTTPException) as exc:
@@ -271,10 +320,13 @@ class DockerClient:
             connection.close()
 
     def version(self):
-        return self._call("GET", "/version")
+        """The engine's /version; checks a pinned api_version against its range."""
+        answer = self._call("GET", "/version", versioned=False)
+        check_api_version(self.connection.api_version, answer or {})
+        return answer
 
     def info(self):
-        return self._call("GET", "/info")
+        return self._call("GET", "/info", versioned=False)
 
     def containers(self):
         """Every container, running or not (docker ps -a)."""

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60
+# The oldest API of the oldest engine hotport supports (Docker 20.10): what it parses must be in the answers.
+OLDEST_API_VERSION = (1, 41)
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 
 
@@ -39,6 +42,8 @@ class Connection:
     client_cert: str = ""
     client_key: str = ""
     tls_hostname: str = ""
+    api_version: str = "auto"
+    debug: bool = False
 
     @property
     def scheme(self):
@@ -100,6 +105,9 @@ def argument_spec():
         validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"]),
                             aliases=["tls_verify"]),
         use_ssh_client=dict(type="bool", default=False),
+        api_version=dict(type="str", default="auto", fallback=(env_fallback, ["DOCKER_API_VERSION"]),
+                         aliases=["docker_api_version"]),
+        debug=dict(type="bool", default=False),
     )
 
 
@@ -110,7 +118,7 @@ def _flag(value):
 def from_params(params, environ=None):
     """Options (a module's, or the reconciler's with None for what was not given), then the
     environment (DOCKER_HOST, DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_TLS_HOSTNAME,
-    DOCKER_TIMEOUT), then the defaults -> Connection."""
+    DOCKER_TIMEOUT, DOCKER_API_VERSION), then the defaults -> Connection."""
     environ = os.environ if environ is None else environ
 
     def given(name, variable, default, convert=str):
@@ -140,7 +148,9 @@ def from_params(params, environ=None):
         ca_path=in_cert_dir("ca_path", "ca.pem"),
         client_cert=in_cert_dir("client_cert", "cert.pem"),
         client_key=in_cert_dir("client_key", "key.pem"),
-        tls_hostname=given("tls_hostname", "DOCKER_TLS_HOSTNAME", ""))
+        tls_hostname=given("tls_hostname", "DOCKER_TLS_HOSTNAME", ""),
+        api_version=given("api_version", "DOCKER_API_VERSION", "auto"),
+        debug=bool(params.get("debug")))
     check(connection)
     return connection
 
@@ -153,8 +163,23 @@ def _redacted(url):
     return url.replace(":%s@" % parts.password, ":***@", 1)
 
 
+def api_version_numbers(text):
+    """'1.44' -> (1, 44); None for 'auto'; DockerHostError for anything else."""
+    if text == "auto":
+        return None
+    match = re.match(r"\A1\.([0-9]{1,3})\Z", text)
+    if not match:
+        raise DockerHostError("api_version %r is not auto or a Docker API version such as 1.44." % text[:100])
+    numbers = (1, int(match.group(1)))
+    if numbers < OLDEST_API_VERSION:
+        raise DockerHostError("api_version %s is older than the API of any engine hotport supports (1.41, "
+                              "Docker 20.10): give auto, or 1.41 or newer." % text)
+    return numbers
+
+
 def check(connection):
     """Refuse what cannot work, before anything is asked (DockerHostError)."""
+    api_version_numbers(connection.api_version)
     parts = urlsplit(connection.docker_host)
     if parts.password is not None:
         raise DockerHostError("docker_host %r holds a password, which hotport never sends (and would show in "

@@ -253,6 +253,7 @@ def main(argv=None):
     parser.add_argument("--client-cert", help="default: DOCKER_CERT_PATH/cert.pem")
     parser.add_argument("--client-key", help="default: DOCKER_CERT_PATH/key.pem")
     parser.add_argument("--tls-hostname", help="the name the engine's certificate must hold")
+    parser.add_argument("--api-version", help="default: DOCKER_API_VERSION, else auto (the engine's own)")
     parser.add_argument("--interval", type=int, default=60,
                         help="seconds between full re-applies while watching (default 60)")
     parser.add_argument("--rules-v4", help="save-rules: the IPv4 file (Debian: /etc/iptables/rules.v4)")

@@ -324,6 +324,12 @@ mappings:
   elements: dict
   sample: [{"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp",
             "allowed_sources": [], "local_access": false}]
+api_calls:
+  description: The Docker API calls made, as C(METHOD PATH -> STATUS (MS ms)), in order.
+  returned: when O(debug) is on, on failure too
+  type: list
+  elements: str
+  sample: ["GET /version -> 200 (2 ms)", "GET /v1.44/containers/web/json -> 200 (3 ms)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -369,6 +375,7 @@ def main():
     )
     params = module.params
     recorded = False
+    client = None
     try:
         if params["state_file"]:
             load_state(params["state_file"])  # an unreadable or unsafe file stops us before any change
@@ -378,9 +385,9 @@ def main():
         if params["state_file"]:
             recorded = record(params, endpoint, module.check_mode)
     except REQUEST_FAILURES + (StateFileError,) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **docker_api.debug_fields(client))
     except docker_api.DockerError as exc:
-        module.fail_json(msg="Docker API error: %s" % exc)
+        module.fail_json(msg="Docker API error: %s" % exc, **docker_api.debug_fields(client))
 
     for warning in outcome.warnings:
         module.warn(warning)
@@ -391,6 +398,7 @@ def main():
         rules=dict(added=outcome.added, removed=outcome.removed),
         mappings=outcome.mappings,
         state_file_changed=recorded,
+        **docker_api.debug_fields(client)
     )
     if module._diff:
         result["diff"] = dict(

@@ -163,6 +163,12 @@ engine:
   type: dict
   sample: {"version": "28.5.2", "api_version": "1.51", "firewall_backend": "iptables",
            "iptables": "iptables-nft", "ipv6": true, "layout": "docker28", "userland_proxy": true}
+api_calls:
+  description: The Docker API calls made, as C(METHOD PATH -> STATUS (MS ms)), in order.
+  returned: when O(debug) is on, on failure too
+  type: list
+  elements: str
+  sample: ["GET /version -> 200 (2 ms)", "GET /v1.44/containers/web/json -> 200 (3 ms)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -224,6 +230,7 @@ def kernel_inventory(module, runner, client, engine, containers, sidecars):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    client = None
     try:
         client = docker_api.connect_module(module)
         engine = docker_api.engine_info(client)
@@ -231,14 +238,15 @@ def main():
         sidecars = sidecar_snapshot(client).items(containers)
         kernel, facts = kernel_inventory(module, ModuleRunner(module), client, engine, containers, sidecars)
     except (docker_api.ResolveError, PublisherError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **docker_api.debug_fields(client))
     except docker_api.DockerError as exc:
-        module.fail_json(msg="Docker API error: %s" % exc)
+        module.fail_json(msg="Docker API error: %s" % exc, **docker_api.debug_fields(client))
     items = listed_once(kernel, sidecars)
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],
-        engine=facts)
+        engine=facts,
+        **docker_api.debug_fields(client))
 
 
 if __name__ == "__main__":

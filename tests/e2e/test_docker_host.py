@@ -1,4 +1,8 @@
 """hotport.docker.container_port_map on a real Docker engine (20.10 here)."""
+import subprocess
+import sys
+import time
+
 import pytest
 
 from .conftest import PAYLOAD, address, docker, fetch, fetch_udp, module, ruleset, sh
@@ -103,3 +107,43 @@ def test_udp_mapping_answers(containers):
     assert fetch_udp(15354) is None
     module(container=web, ports=["15354:53/udp"])
     assert fetch_udp(15354) == PAYLOAD
+
+
+def test_api_version_pins_the_calls_and_debug_lists_them(containers):
+    """Issue 37: api_version and debug as community.docker has them. This engine (20.10) speaks API
+    1.12 to 1.41: a version outside is refused with that range before anything changes."""
+    web = containers()
+    mapped = module(container=web, ports=["18082:80"], api_version="1.41", debug=True)
+    assert mapped["changed"] and fetch(18082) == PAYLOAD
+    calls = mapped["api_calls"]
+    assert calls[0].startswith("GET /version -> 200 (") and calls[1].startswith("GET /info -> 200 (")
+    assert any(call.startswith("GET /v1.41/containers/%s/json -> 200" % web) for call in calls), calls
+    assert "api_calls" not in module(container=web, ports=["18082:80"])
+    before = ruleset()
+    newer = module(container=web, ports=["18083:80"], docker_api_version="1.52", debug=True)
+    assert newer["failed"] and "api_version 1.52 is not one this engine speaks" in newer["msg"]
+    assert "API 1.12 to 1.41" in newer["msg"] and newer["api_calls"] == [newer["api_calls"][0]]
+    assert module(container=web, ports=["18083:80"], api_version="latest")["msg"].startswith(
+        "api_version 'latest' is not auto or a Docker API version")
+    assert ruleset() == before and fetch(18083) is None
+
+
+def test_an_endpoint_that_is_not_docker_is_named_so(containers, tmp_path):
+    """Issue 37: a web server at docker_host answered "Docker API error: <raw HTML> (HTTP 404)"."""
+    web = containers()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "18099"],
+                              cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for dummy in range(50):
+            if sh("curl", "-s", "-o", "/dev/null", "http://127.0.0.1:18099/", check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        before = ruleset()
+        result = module(container=web, ports=["18084:80"], docker_host="tcp://127.0.0.1:18099")
+    finally:
+        server.terminate()
+        server.wait()
+    assert result["failed"] and "<" not in result["msg"], result["msg"]
+    assert ("tcp://127.0.0.1:18099 answered with text/html 'Error response', not with the Docker API's JSON error: "
+            "is docker_host a Docker engine") in result["msg"]
+    assert ruleset() == before

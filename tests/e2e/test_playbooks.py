@@ -18,16 +18,18 @@ def state_file(tmp_path):
     return str(tmp_path / "mappings.json")
 
 
-def playbook(name, state_file, *extra):
+def playbook(name, state_file, *extra, environment=None):
     """Run playbooks/NAME against localhost -> CompletedProcess. Packages are this machine's
-    (scripts/setup.sh); the state file and the reconciler's code go to test places."""
+    (scripts/setup.sh); the state file and the reconciler's code go to test places. ``environment``:
+    variables added to the controller's, which the local connection's modules inherit."""
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
             os.path.join(ROOT, "playbooks", name),
             "-e", "ansible_python_interpreter=" + sys.executable, "-e", "port_map_install_packages=false",
             "-e", "port_map_state_file=" + state_file, "-e", "port_map_lib_dir=" + RECONCILER_LIB]
     for item in extra:
         argv += ["-e", item]
-    return subprocess.run(argv, capture_output=True, text=True, env=ANSIBLE_ENV, check=False)
+    return subprocess.run(argv, capture_output=True, text=True, env=dict(ANSIBLE_ENV, **(environment or {})),
+                          check=False)
 
 
 def recap_changed(result):
@@ -70,6 +72,19 @@ def test_role_takes_every_module_option_and_skips_installed_packages(containers,
     [entry] = recorded(state_file)
     assert entry["ports"] == [{"host_port": 18191, "container_port": 80, "protocol": "tcp", "local_access": True,
                                "allowed_sources": ["198.18.0.0/30"]}]
+
+
+def test_docker_host_of_the_environment_reaches_the_role_unless_the_role_names_one(containers, state_file):
+    """Issue 37: the role always passed docker_host, so DOCKER_HOST never reached it."""
+    web = containers()
+    before = ruleset()
+    elsewhere = {"DOCKER_HOST": "unix:///run/hp-e2e-no-engine.sock"}
+    missed = playbook("add_mapping.yml", state_file, "container=" + web, "ports=18192:80", environment=elsewhere)
+    assert missed.returncode != 0 and "/run/hp-e2e-no-engine.sock" in missed.stdout, missed.stdout[-2000:]
+    assert ruleset() == before and fetch(18192) is None
+    named = playbook("add_mapping.yml", state_file, "container=" + web, "ports=18192:80",
+                     "port_map_docker_host=unix:///var/run/docker.sock", environment=elsewhere)
+    assert recap_changed(named) > 0 and fetch(18192) == PAYLOAD
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,6 +1,7 @@
 """The role's systemd unit and the command it runs (issue 34): every ExecStart argument arrives as
 the one word it was, whatever it holds; the unit bounds what root's service may do; neither the
 working directory nor PYTHONPATH reaches the code."""
+import json
 import os
 import re
 import shlex
@@ -18,23 +19,38 @@ UNIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.absp
 def rendered(**variables):
     environment = jinja2.Environment()
     environment.filters["quote"] = shlex.quote
+    environment.filters["to_json"] = json.dumps  # Ansible's to_json: json.dumps, ASCII only
+    variables.setdefault("port_map_engine_environment", {})
     with open(UNIT) as handle:
         return environment.from_string(handle.read()).render(ansible_managed="managed", **variables)
 
 
 def test_execstart_arguments_stay_single_words_and_percent_signs_stay_literal():
-    text = rendered(port_map_state_file="/etc/hot port/m.json", port_map_docker_host="unix:///run/docker.sock",
-                    port_map_reconcile_interval=60, port_map_connection_flags=["--tls-hostname", "a b;%n$(id)"])
+    text = rendered(port_map_state_file="/etc/hot port/m.json", port_map_reconcile_interval=60,
+                    port_map_connection_flags=["--docker-host", "unix:///run/docker.sock", "--tls-hostname", "a b;%n$(id)"])
     [line] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
     words = [word.replace("%%", "%") for word in shlex.split(line[len("ExecStart="):])]
     assert words == ["/usr/local/sbin/hotport-reconcile", "watch", "--state-file", "/etc/hot port/m.json",
-                     "--docker-host", "unix:///run/docker.sock", "--interval", "60", "--tls-hostname", "a b;%n$(id)"]
+                     "--interval", "60", "--docker-host", "unix:///run/docker.sock", "--tls-hostname", "a b;%n$(id)"]
     assert not re.search(r"(?<!%)%[A-Za-z]", line.replace("%%", "")), "a systemd specifier would be expanded"
 
 
+def test_the_engine_variables_of_the_modules_environment_reach_the_service_as_one_word_each():
+    """Issue 37: DOCKER_HOST and its kin where the module runs reach the reconciler too. Each is one
+    double-quoted Environment= word (systemd reads JSON's escapes as C escapes); nothing in a value
+    starts another line."""
+    hostile = {"DOCKER_HOST": "unix:///run/a b/docker.sock", "DOCKER_CERT_PATH": "/etc/d\"o%ck\\er\nExecStartPre=/bin/id"}
+    text = rendered(port_map_state_file="/etc/hotport/m.json", port_map_reconcile_interval=60,
+                    port_map_connection_flags=[], port_map_engine_environment=hostile)
+    lines = [line for line in text.splitlines() if line.startswith("Environment=")]
+    assert [json.loads(line[len("Environment="):].replace("%%", "%")) for line in lines] == [
+        "DOCKER_CERT_PATH=" + hostile["DOCKER_CERT_PATH"], "DOCKER_HOST=" + hostile["DOCKER_HOST"]]
+    assert not [line for line in text.splitlines() if line.startswith("ExecStartPre")]
+
+
 def test_the_service_is_hardened():
-    text = rendered(port_map_state_file="/etc/hotport/mappings.json", port_map_docker_host="unix:///run/docker.sock",
-                    port_map_reconcile_interval=60, port_map_connection_flags=[])
+    text = rendered(port_map_state_file="/etc/hotport/mappings.json", port_map_reconcile_interval=60,
+                    port_map_connection_flags=[])
     settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     assert settings["NoNewPrivileges"] == "yes" and settings["ProtectSystem"] == "strict"
     assert settings["CapabilityBoundingSet"].split() == ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE",

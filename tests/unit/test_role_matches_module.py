@@ -10,7 +10,7 @@ from ansible_collections.hotport.docker.plugins.modules.container_port_map impor
 ROLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles", "port_map")
 # Set from port_map_state_file and the role's connection variables (port_map_docker_host, port_map_tls, ...).
 ROLE_MANAGED = {"state_file", "docker_host", "tls", "validate_certs", "ca_path", "client_cert", "client_key",
-                "tls_hostname", "use_ssh_client"}
+                "tls_hostname", "use_ssh_client", "api_version", "debug"}
 PER_MAPPING_ONLY = {"container", "ports"}
 
 

@@ -68,6 +68,13 @@ class Engine(BaseHTTPRequestHandler):
                     self.wfile.write(MEGABYTE)
             except OSError:
                 pass  # the client stopped reading, as it should
+        elif self.path.startswith("/containers/page"):
+            page = b"<!DOCTYPE html><html><head><title>Not Found here</title></head><body><h1>404</h1></body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
         elif self.path.startswith("/containers/broken"):
             self.send_response(500)
             self.send_header("Content-Length", "12")
@@ -110,9 +117,18 @@ def test_a_404_is_not_found_with_the_engines_message(engine):
 
 
 def test_an_error_answer_that_is_not_json_keeps_its_text(engine):
-    with pytest.raises(DockerError, match=r"not json at \(HTTP 500\)") as raised:
+    with pytest.raises(DockerError, match=r"answered with no content type 'not json at', not with the Docker API's "
+                                          r"JSON error.* \(HTTP 500\)$") as raised:
         engine.inspect_container("broken")
     assert not isinstance(raised.value, NotFound)
+
+
+def test_a_web_servers_404_page_is_not_a_missing_container(engine):
+    """Issue 37: an endpoint that is not Docker answered 'Docker API error: <raw HTML> (HTTP 404)'."""
+    with pytest.raises(DockerError, match=r"answered with text/html 'Not Found here', not with the Docker API's JSON "
+                                          r"error: is docker_host a Docker engine") as raised:
+        engine.inspect_container("page")
+    assert not isinstance(raised.value, NotFound) and "<" not in str(raised.value)
 
 
 def test_pull_reads_the_progress_to_its_end_and_raises_its_error(engine):
@@ -218,12 +234,13 @@ def test_missing_tls_files_are_refused_by_name(params, message):
 
 
 def test_an_error_answer_is_read_only_up_to_a_limit(engine):
-    """A hostile engine's 256 MiB error: read no further than 64 KiB, shown no longer than 500 characters."""
+    """A hostile engine's 256 MiB error: read no further than 64 KiB, shown no longer than 200 characters."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(DockerError) as raised:
         engine.inspect_container("huge")
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert len(str(raised.value)) < 600 and str(raised.value).endswith("[...] (HTTP 500)")
+    assert len(str(raised.value)) < 600 and str(raised.value).endswith("(HTTP 500)")
+    assert "x" * 200 in str(raised.value) and "x" * 201 not in str(raised.value)
     assert grown_kib < 64 * 1024, "the error answer was read whole (%d KiB more memory)" % grown_kib
 
 
