@@ -15,7 +15,8 @@ from __future__ import annotations
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.host import clashing_listeners, held_by_hotport
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
-from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, address_family
+from ansible_collections.hotport.docker.plugins.module_utils.expiry import seconds_left
+from ansible_collections.hotport.docker.plugins.module_utils.ports import ANY_ADDRESS, PortSpecError, address_family, parse_ports
 
 
 def _container_view(endpoint, running):
@@ -159,3 +160,30 @@ def listed_once(kernel_items, sidecars):
     kernel_items = [item for item in kernel_items
                     if not (item["owner"] == "docker" and (item["container"] or {}).get("name") in sidecar_names)]
     return sorted(kernel_items + sidecars, key=item_order)
+
+
+def with_ends(items, entries, now):
+    """``items`` with the end of each temporary hotport mapping the state file ``entries`` record:
+    ``expires_at`` (UTC) and ``expires_in`` (seconds left), both None for a lasting one."""
+    ends = {}
+    for entry in entries:
+        recorded_ends = entry.get("expires_at") if isinstance(entry, dict) else None
+        if not isinstance(recorded_ends, dict):
+            continue
+        for item in entry.get("ports") or []:
+            try:
+                [mapping] = parse_ports([item])
+            except (PortSpecError, ValueError):
+                continue
+            end = recorded_ends.get(mapping.spec())
+            if end:
+                ends[(entry.get("container"), entry.get("method") or "kernel") + mapping.key] = end
+    for item in items:
+        container = item["container"] or {}
+        end = None
+        if item["owner"] == "hotport":
+            for name in (container.get("name"), container.get("id"), (container.get("id") or "")[:12]):
+                key = (name, item["method"], item["protocol"], item["host_port"], address_family(item["host_ip"]))
+                end = end or ends.get(key)
+        item["expires_at"], item["expires_in"] = end, seconds_left(end, now) if end else None
+    return items

@@ -9,7 +9,9 @@ code path. ``watch`` applies everything whenever it (re)connects to dockerd, fol
 events (a mapped container starts: apply; it dies: remove its rules, as Docker does for -p),
 re-applies everything right after dockerd has re-created its own rules following a firewalld
 reload or restart (firewalld < 2.0 flushes iptables then), and every ``interval`` seconds as a
-safety net. Each full pass first removes the rules of containers that no longer exist.
+safety net. Each full pass first removes the rules of containers that no longer exist, and the
+ports of temporary mappings whose end has come (also at the end of each window, which ends no
+later than the next end; ``apply`` at boot removes them before anything is applied).
 ``save-rules`` writes the ruleset a boot restores (persistence.py), for the role.
 Runs on Docker hosts without Ansible: only the Python standard library (docker_client.py).
 """
@@ -20,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timezone
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api
 from ansible_collections.hotport.docker.plugins.module_utils.apply import remove_orphans
@@ -31,7 +34,9 @@ from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import LayoutError, PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.runners import LockError, ProcessRunner
 from ansible_collections.hotport.docker.plugins.module_utils.safe_files import UnsafeFileError
-from ansible_collections.hotport.docker.plugins.module_utils.state_file import STATE_FILE, StateFileError, load_state
+from ansible_collections.hotport.docker.plugins.module_utils.expiry import seconds_left
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import (
+    STATE_FILE, StateFileError, due, lasting, load_state, update_state, without)
 
 CONTAINER_ACTIONS = ("start", "die")
 NETWORK_ACTIONS = ("connect", "disconnect")
@@ -135,10 +140,49 @@ class EngineSession:
             log("removed container's rule - %s" % rule)
         return 0
 
-    def apply_all(self):
-        """The rules of removed containers, then every recorded request -> number of failures."""
-        failures = self.remove_orphaned_rules()
+    def expire_due(self):
+        """Remove the recorded ports whose end has come: their rules, then their record (so that a
+        failure is tried again) -> number of failures. A container that is gone has no rules left to
+        remove (remove_orphaned_rules sweeps them)."""
+        now = datetime.now(timezone.utc)
+        failures = removed = 0
         for entry in load_state(self.state_file):
+            items = due(entry, now)
+            if not items:
+                continue
+            ended = dict(entry, ports=items)
+            log("expired %s: removing it" % _describe(ended))
+            if not self.apply_entry(ended, "absent") and self._exists(entry["container"]):
+                failures += 1
+                continue
+            update_state(self.state_file, lambda entries, read=entry: without(entries, read, now))
+            removed += 1
+        if removed:
+            self.hold_ports()  # and let the ended ones go
+        return failures
+
+    def next_end(self):
+        """Seconds until the next recorded end; None without temporary mappings."""
+        now = datetime.now(timezone.utc)
+        ends = [entry["expires_at"] for entry in load_state(self.state_file)
+                if isinstance(entry, dict) and isinstance(entry.get("expires_at"), dict)]
+        left = [seconds_left(end, now) for per_port in ends for end in per_port.values()]
+        left = [seconds for seconds in left if seconds is not None]
+        return min(left) if left else None
+
+    def _exists(self, container):
+        try:
+            docker_api.inspect_container(self.client, container)
+        except docker_api.ResolveError:
+            return False
+        return True
+
+    def apply_all(self):
+        """The rules of removed containers and the ports whose end has come, then every recorded
+        request -> number of failures."""
+        failures = self.remove_orphaned_rules() + self.expire_due()
+        now = datetime.now(timezone.utc)
+        for entry in filter(None, (lasting(entry, now) for entry in load_state(self.state_file))):
             failures += not self.apply_entry(entry)
         self.hold_ports()
         return failures
@@ -153,13 +197,14 @@ class EngineSession:
             return 0
         container_id = actor.get("ID") or event.get("id") or ""
         names = (container_id, container_id[:12], (actor.get("Attributes") or {}).get("name"))
-        failures = 0
+        failures = self.expire_due() if action == "start" else 0
         for entry in load_state(self.state_file):
             if not isinstance(entry, dict) or entry.get("container") not in names:
                 continue
             log("container %s: %s" % (entry["container"], action))
             if action == "start":
-                failures += not self.apply_entry(entry)
+                entry = lasting(entry, datetime.now(timezone.utc))
+                failures += entry is not None and not self.apply_entry(entry)
             else:
                 # Its address is released now; a rule left behind would forward to whoever gets it next.
                 failures += not self.apply_entry(entry, "absent", container_id)
@@ -194,11 +239,14 @@ def watch(runner, connect, state_file, interval):
             next_full_pass = since + interval
             delay = 1
             while True:
-                until = since + window
+                next_end = connected.next_end()
+                until = since + (window if next_end is None else max(1, min(window, next_end)))
                 # The stream ends at `until`; windows follow each other, so no event falls between.
                 for event in client.events(since, until, {"type": ["container", "network"]}):
                     connected.handle_event(event)
                 since = until
+                if next_end is not None:
+                    connected.expire_due()
                 latest = docker_api.firewalld_reloaded_at(client) if follow_firewalld else reloaded_at
                 if latest != reloaded_at:
                     reloaded_at = latest

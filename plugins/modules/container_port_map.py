@@ -144,6 +144,17 @@ options:
       - The file is written atomically and only after the rules were applied. Without this
         option no file is touched.
     type: path
+  expires:
+    description:
+      - Make the mapping of these O(ports) temporary, for a duration (V(30m), V(2h), V(1d12h), or seconds) or
+        until a time (ISO 8601 with its zone, V(2026-12-24T18:00:00Z)). The reconciler service removes it at
+        that moment (within a second), and a boot or restart after it does not bring it back.
+      - Needs O(state_file), where the end is recorded per port. A duration given again keeps the recorded end
+        (a re-run is V(changed=false)); give a time to move the end, or leave this option out to make the
+        ports last.
+      - P(hotport.docker.container_port_map_info#module) shows the end and the seconds left.
+    type: str
+    version_added: 1.1.0
 requirements:
   - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains), or with Docker's nftables
     backend nft (the nftables package) and dockerd's C(bridge-accept-fwmark) option
@@ -199,6 +210,14 @@ EXAMPLES = r"""
     ports: ["5432:5432"]
     allowed_sources: [10.20.0.0/16, 192.0.2.7]
     local_access: true
+
+- name: Open the database for an hour; the role's reconciler removes the mapping then
+  hotport.docker.container_port_map:
+    container: db
+    ports: ["15432:5432"]
+    allowed_sources: [10.20.0.7]
+    expires: 1h
+    state_file: /etc/hotport/mappings.json
 
 - name: Keep exactly these mappings for web, removing any other
   hotport.docker.container_port_map:
@@ -317,6 +336,12 @@ state_file_changed:
   returned: success
   type: bool
   sample: false
+expires_at:
+  description: The recorded end of each temporary port of the request (UTC), by its C(-p) form; empty when they last.
+  returned: success
+  type: dict
+  sample: {"5432:5432/tcp": "2026-12-07T13:00:00Z"}
+  version_added: 1.1.0
 mappings:
   description: Every hotport mapping of this container after the run.
   returned: success
@@ -332,14 +357,17 @@ api_calls:
   sample: ["GET /version -> 200 (2 ms)", "GET /v1.44/containers/web/json -> 200 (3 ms)"]
 """
 
+from datetime import datetime, timezone
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api, docker_connection
 from ansible_collections.hotport.docker.plugins.module_utils.desired import REQUEST_FAILURES, apply_request, request_mappings
+from ansible_collections.hotport.docker.plugins.module_utils.expiry import ExpiryError, parse_expires
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.sidecar import DEFAULT_IMAGE as DEFAULT_SIDECAR_IMAGE
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import (
-    StateFileError, load_state, record_request, update_state)
+    StateFileError, entry_matches, load_state, record_request, update_state)
 
 
 def argument_spec():
@@ -354,37 +382,55 @@ def argument_spec():
         method=dict(type="str", default="kernel", choices=["kernel", "sidecar"]),
         sidecar_image=dict(type="str", default=DEFAULT_SIDECAR_IMAGE),
         state_file=dict(type="path"),
+        expires=dict(type="str"),
     )
     spec.update(docker_connection.argument_spec())
     return spec
 
 
 def record(params, endpoint, check_mode):
-    """Keep the request in the state file the reconciler service re-applies -> changed. The file is
-    read anew under its lock: other runs may have recorded theirs since this one started."""
+    """Keep the request in the state file the reconciler service re-applies -> (changed, the
+    recorded ends of its ports). The file is read anew under its lock: other runs may have recorded
+    theirs since this one started."""
     mappings = request_mappings(params)
-    return update_state(params["state_file"], lambda entries: record_request(entries, params, endpoint, mappings),
-                        check_mode)
+    written = []
+
+    def change(entries):
+        written[:] = record_request(entries, params, endpoint, mappings)
+        return written
+
+    changed = update_state(params["state_file"], change, check_mode)
+    asked = set(mapping.spec() for mapping in mappings)
+    ends = {}
+    for entry in written:
+        if entry_matches(entry, endpoint, params["container"], params["method"]):
+            ends = dict((spec, end) for spec, end in (entry.get("expires_at") or {}).items() if spec in asked)
+    return changed, ends
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         required_if=[("state", "present", ("ports",))],
+        required_by={"expires": "state_file"},
         supports_check_mode=True,
     )
     params = module.params
-    recorded = False
+    recorded, ends = False, {}
     client = None
     try:
+        if params["expires"]:
+            if params["state"] != "present":
+                raise ExpiryError("expires goes with state=present (a removal has no end); leave it out.")
+            parse_expires(params["expires"], datetime.now(timezone.utc))  # a bad one stops us before any change
         if params["state_file"]:
             load_state(params["state_file"])  # an unreadable or unsafe file stops us before any change
         client = docker_api.connect_module(module)
         engine = docker_api.engine_info(client)
         endpoint, outcome = apply_request(ModuleRunner(module), client, engine, params, module.check_mode)
         if params["state_file"]:
-            recorded = record(params, endpoint, module.check_mode)
-    except REQUEST_FAILURES + (StateFileError,) as exc:
+            recorded, ends = record(params, endpoint, module.check_mode)
+    except REQUEST_FAILURES + (StateFileError, ExpiryError) as exc:
         module.fail_json(msg=str(exc), **docker_api.debug_fields(client))
     except docker_api.DockerError as exc:
         module.fail_json(msg="Docker API error: %s" % exc, **docker_api.debug_fields(client))
@@ -398,6 +444,7 @@ def main():
         rules=dict(added=outcome.added, removed=outcome.removed),
         mappings=outcome.mappings,
         state_file_changed=recorded,
+        expires_at=ends,
         **docker_api.debug_fields(client)
     )
     if module._diff:

@@ -45,6 +45,14 @@ options:
       - Only mappings of this owner.
     type: str
     choices: [hotport, docker]
+  state_file:
+    description:
+      - The state file the mappings are recorded in (the role's reconciler uses C(/etc/hotport/mappings.json)), read
+        for the end of each temporary mapping (RV(mappings[].expires_at)). A missing file means none; one that
+        cannot be read is warned about.
+    type: path
+    default: /etc/hotport/mappings.json
+    version_added: 1.1.0
 requirements:
   - iptables (C(iptables-nft) or C(iptables-legacy), whichever holds Docker's chains)
 seealso:
@@ -95,6 +103,18 @@ mappings:
         every IPv6 address (the rules of IPv6 mappings are in ip6tables).
       type: str
       sample: 0.0.0.0
+    expires_at:
+      description: When a temporary mapping ends (UTC; the module's O(hotport.docker.container_port_map#module:expires)),
+        as O(state_file) records it; V(null) for a lasting one.
+      type: str
+      sample: "2026-12-07T13:00:00Z"
+      version_added: 1.1.0
+    expires_in:
+      description: Seconds left until RV(mappings[].expires_at) (V(0) once it has come and the reconciler is removing it);
+        V(null) for a lasting mapping.
+      type: int
+      sample: 3540
+      version_added: 1.1.0
     host_port:
       description: Host port.
       type: int
@@ -171,23 +191,27 @@ api_calls:
   sample: ["GET /version -> 200 (2 ms)", "GET /v1.44/containers/web/json -> 200 (3 ms)"]
 """
 
+from datetime import datetime, timezone
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotport.docker.plugins.module_utils import docker_api, docker_connection
 from ansible_collections.hotport.docker.plugins.module_utils.apply import engine_facts
 from ansible_collections.hotport.docker.plugins.module_utils.host import listeners
-from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, listed_once, with_ends
 from ansible_collections.hotport.docker.plugins.module_utils.ownership import parse_owner_tag
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.base import PublisherError
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.registry import (
     ForeignEngineError, kernel_publisher, sidecar_snapshot)
 from ansible_collections.hotport.docker.plugins.module_utils.runners import ModuleRunner
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import STATE_FILE, StateFileError, load_state
 
 
 def argument_spec():
     spec = dict(
         container=dict(type="str"),
         owner=dict(type="str", choices=["hotport", "docker"]),
+        state_file=dict(type="path", default=STATE_FILE),
     )
     spec.update(docker_connection.argument_spec())
     return spec
@@ -241,7 +265,12 @@ def main():
         module.fail_json(msg=str(exc), **docker_api.debug_fields(client))
     except docker_api.DockerError as exc:
         module.fail_json(msg="Docker API error: %s" % exc, **docker_api.debug_fields(client))
-    items = listed_once(kernel, sidecars)
+    try:
+        entries = load_state(params["state_file"])
+    except StateFileError as exc:
+        module.warn("the ends of temporary mappings are not shown: %s" % exc)
+        entries = []
+    items = with_ends(listed_once(kernel, sidecars), entries, datetime.now(timezone.utc))
     module.exit_json(
         changed=False,
         mappings=[item for item in items if wanted(item, params["container"], params["owner"])],

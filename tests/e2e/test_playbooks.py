@@ -241,3 +241,62 @@ def test_twenty_module_runs_at_once_each_keep_their_entry(containers, state_file
     assert result.stdout.count('"state_file_changed": true') == 20
     assert sorted(entry["container"] for entry in recorded(state_file)) == sorted(names)
     assert fetch(18300) == PAYLOAD and fetch(18319) == PAYLOAD
+
+
+def test_a_temporary_mapping_ends_on_time_and_a_restart_after_it_does_not_revive_it(reconciler, containers, state_file):
+    """Issue 37: expires on the module; the info module shows the time left; the reconciler removes
+    the mapping at its end; `apply` (as at boot) after an end that passed while nothing ran removes
+    it instead of applying it; a lasting port of the same container stays."""
+    web = containers()
+    before = ruleset()
+    for bad, message in (("1h30", "neither a duration"), ("2020-01-01T00:00:00Z", "is past"),
+                         ("2026-12-24T18:00:00", "has no time zone")):
+        refused = module(container=web, ports=["18186:80"], expires=bad, state_file=state_file)
+        assert refused["failed"] and message in refused["msg"], refused
+    unrecorded = module(container=web, ports=["18186:80"], expires="1h")
+    assert unrecorded["failed"] and "state_file" in unrecorded["msg"]
+    unreconciled = playbook("add_mapping.yml", state_file, "container=" + web, "ports=18186:80", "expires=1h",
+                            "port_map_reconciler=false")
+    assert unreconciled.returncode != 0 and "expires needs port_map_reconciler" in unreconciled.stdout
+    assert ruleset() == before and not os.path.exists(state_file)
+
+    lasting = module(container=web, ports=["18185:80"], state_file=state_file)
+    opened = module(container=web, ports=["18186:80"], expires="6s", state_file=state_file)
+    assert lasting.get("expires_at") == {} and list(opened["expires_at"]) == ["18186:80/tcp"], (lasting, opened)
+    again = module(container=web, ports=["18186:80"], expires="6s", state_file=state_file)
+    assert again["changed"] is False and again["expires_at"] == opened["expires_at"]
+    listed = module(module_name="hotport.docker.container_port_map_info", container=web, state_file=state_file)
+    ends = dict((item["host_port"], (item["expires_at"], item["expires_in"])) for item in listed["mappings"])
+    assert ends[18185] == (None, None) and ends[18186][0] == opened["expires_at"]["18186:80/tcp"]
+    assert 0 < ends[18186][1] <= 6
+    assert fetch(18186) == PAYLOAD
+    report, inventory = state_file + ".report.md", state_file + ".hosts.ini"
+    with open(inventory, "w") as handle:
+        handle.write("localhost ansible_connection=local\n")
+    reported = playbook("report.yml", state_file, "target=all", "report_file=" + report, "report_owner=hotport",
+                        environment={"ANSIBLE_INVENTORY": inventory})
+    assert reported.returncode == 0, reported.stdout[-3000:]
+    with open(report) as handle:
+        rows = handle.read().splitlines()
+    assert "| localhost | kernel | 0.0.0.0:18186/tcp | %s:80 | hotport | %s | ok |" % (
+        web, opened["expires_at"]["18186:80/tcp"]) in rows, rows
+    assert "| localhost | kernel | 0.0.0.0:18185/tcp | %s:80 | hotport | - | ok |" % web in rows, rows
+    watcher = subprocess.Popen([RECONCILER, "watch", "--state-file", state_file, "--interval", "600"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 15
+        while fetch(18186) is not None and time.time() < deadline:
+            time.sleep(0.5)
+        assert fetch(18186) is None, "the mapping outlived its end"
+        assert recorded(state_file) == [{"container": web, "network": None, "ports": ["18185:80/tcp"]}]
+        assert fetch(18185) == PAYLOAD
+    finally:
+        watcher.terminate()
+        log = watcher.communicate(timeout=10)[0]
+    assert "expired %s 18186:80/tcp: removing it" % web in log, log[-2000:]
+
+    module(container=web, ports=["18186:80"], expires="2s", state_file=state_file)
+    time.sleep(3)  # the end passes with no reconciler running, as across a reboot
+    assert subprocess.run([RECONCILER, "apply", "--state-file", state_file], check=False).returncode == 0
+    assert fetch(18186) is None and fetch(18185) == PAYLOAD
+    assert recorded(state_file) == [{"container": web, "network": None, "ports": ["18185:80/tcp"]}]

@@ -1,6 +1,8 @@
 """The inventory of published ports: owners, staleness, completeness, clashes (parsed tables)."""
+from datetime import datetime, timezone
+
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import ContainerFacts, Endpoint
-from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory
+from ansible_collections.hotport.docker.plugins.module_utils.inventory import inventory, with_ends
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables import IptablesPublisher
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_rules import IptablesSnapshot
 from ansible_collections.hotport.docker.plugins.module_utils.publishers.iptables_render import Layout
@@ -96,3 +98,21 @@ def test_rules_left_without_their_dnat_are_listed_as_stale_with_the_reason():
     [waiting] = listing(leftovers, [facts(WEB)])
     assert waiting["stale_reason"].startswith("incomplete: 2 rule(s) left without their DNAT")
     assert waiting["container"]["name"] == "web"
+
+
+def test_temporary_mappings_show_their_end_and_the_seconds_left():
+    """Issue 37: the info module shows the remaining time of a temporary mapping."""
+    now = datetime(2026, 12, 7, 12, 0, 0, tzinfo=timezone.utc)
+    entries = [{"container": "db", "ports": ["15432:5432/tcp", {"host_port": 6379, "container_port": 6379,
+                                                                "protocol": "tcp", "local_access": True}],
+                "expires_at": {"15432:5432/tcp": "2026-12-07T13:00:00Z"}},
+               {"container": "web", "ports": ["8080:80/tcp"], "expires_at": "soon"}]
+
+    def item(name, port, owner="hotport", host_ip="0.0.0.0"):
+        return {"owner": owner, "method": "kernel", "protocol": "tcp", "host_port": port, "host_ip": host_ip,
+                "container": {"name": name, "id": "f" * 64}}
+
+    items = with_ends([item("db", 15432), item("db", 6379), item("web", 8080), item("db", 15432, host_ip="::"),
+                       item("db", 15432, owner="docker")], entries, now)
+    assert [(one["expires_at"], one["expires_in"]) for one in items] == [
+        ("2026-12-07T13:00:00Z", 3600), (None, None), (None, None), (None, None), (None, None)]

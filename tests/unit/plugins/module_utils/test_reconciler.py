@@ -1,12 +1,13 @@
 """The reconciler service when dockerd does not answer: a clear failure, or retrying."""
 import types
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils import reconciler
 from ansible_collections.hotport.docker.plugins.module_utils.apply import Outcome
 from ansible_collections.hotport.docker.plugins.module_utils.docker_connection import from_params
-from ansible_collections.hotport.docker.plugins.module_utils.state_file import update_state
+from ansible_collections.hotport.docker.plugins.module_utils.state_file import load_state, update_state
 
 NO_DAEMON = "unix:///nonexistent/hotport-test.sock"
 
@@ -154,3 +155,57 @@ def test_the_orphan_sweep_runs_only_against_this_hosts_own_engine(monkeypatch, d
     monkeypatch.setattr(reconciler.docker_api, "container_ids", lambda client: [])
     reconciler.EngineSession(None, local, None, "/nonexistent").remove_orphaned_rules()
     assert len(swept) == 1
+
+
+def test_a_pass_removes_the_ports_whose_end_has_come_then_their_record(monkeypatch, capsys, tmp_path):
+    """Issue 37: at expiry (and at boot, `apply` being one pass) a temporary port's rules go, then
+    its record; a lasting port of the same container stays; a removal that fails is kept to retry."""
+    requests = []
+
+    def apply_request(runner, client, engine, request):
+        requests.append((request["state"], list(request["ports"])))
+        if request["state"] == "absent" and failing:
+            raise reconciler.REQUEST_FAILURES[0]("nft said no")
+        return None, Outcome(changed=False, engine={})
+
+    monkeypatch.setattr(reconciler, "apply_request", apply_request)
+    monkeypatch.setattr(reconciler.EngineSession, "remove_orphaned_rules", lambda self: 0)
+    monkeypatch.setattr(reconciler.EngineSession, "_exists", lambda self, container: True)
+    state = str(tmp_path / "m.json")
+    entry = {"container": "web", "network": None, "ports": ["8080:80/tcp", "5432:5432/tcp"],
+             "expires_at": {"5432:5432/tcp": "2020-01-01T00:00:00Z"}}
+    lasting = dict(entry, container="db", expires_at={"5432:5432/tcp": "2999-01-01T00:00:00Z"})
+    update_state(state, lambda old: [lasting, entry])
+    session = reconciler.EngineSession(None, None, None, state)
+    failing = True
+    assert session.apply_all() == 1
+    assert load_state(state)[1] == entry, "a removal that failed keeps its record, to be tried again"
+    assert ("present", ["8080:80/tcp", "5432:5432/tcp"]) in requests and ("present", ["8080:80/tcp"]) in requests
+    assert len(requests) == 3, "the port whose end has come is not applied again meanwhile"
+    failing = False
+    requests.clear()
+    assert session.apply_all() == 0
+    assert requests[0] == ("absent", ["5432:5432/tcp"])
+    assert sorted(requests[1:]) == [("present", ["8080:80/tcp"]), ("present", ["8080:80/tcp", "5432:5432/tcp"])]
+    assert load_state(state)[1] == {"container": "web", "network": None, "ports": ["8080:80/tcp"]}
+    assert "expired web 5432:5432/tcp: removing it" in capsys.readouterr().out
+    assert 0 < session.next_end() <= (datetime(2999, 1, 1, tzinfo=timezone.utc) - datetime.now(timezone.utc)).total_seconds()
+
+
+class PlainEngine(FirewalldEngine):
+    def info(self):
+        return {}
+
+
+def test_watch_ends_its_window_at_the_next_end(monkeypatch, tmp_path):
+    """A temporary mapping ends within a second of its time, not at the end of a 600 s window."""
+    monkeypatch.setattr(reconciler.EngineSession, "apply_all", lambda self: 0)
+    expired = []
+    monkeypatch.setattr(reconciler.EngineSession, "expire_due", lambda self: expired.append(1) or 0)
+    state = str(tmp_path / "m.json")
+    end = (datetime.now(timezone.utc) + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    update_state(state, lambda old: [{"container": "db", "ports": ["5432:5432/tcp"], "expires_at": {"5432:5432/tcp": end}}])
+    engine = PlainEngine([""])
+    with pytest.raises(Enough):
+        reconciler.watch(None, lambda: engine, state, 600)
+    assert 28 <= engine.windows[0] <= 30 and len(expired) == 5, engine.windows

@@ -5,11 +5,12 @@ import multiprocessing
 import os
 import stat
 import tempfile
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from ansible_collections.hotport.docker.plugins.module_utils.state_file import (
-    StateFileError, load_state, record_request, update_state)
+    StateFileError, due, load_state, record_request, update_state, without)
 from ansible_collections.hotport.docker.plugins.module_utils.docker_api import Endpoint
 from ansible_collections.hotport.docker.plugins.module_utils.ports import parse_ports
 
@@ -17,9 +18,14 @@ WEB = Endpoint("a" * 64, "web", "172.17.0.2", "bridge", "docker0")
 DB = {"container": "db", "network": "backend", "ports": ["15432:5432/tcp"]}
 
 
-def record(entries, state="present", ports=None, container="web", exclusive=False, network=None, endpoint=WEB):
-    request = {"container": container, "ports": ports, "state": state, "exclusive": exclusive, "network": network}
-    return record_request(entries, request, endpoint, parse_ports(ports))
+NOON = datetime(2026, 12, 7, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def record(entries, state="present", ports=None, container="web", exclusive=False, network=None, endpoint=WEB,
+           expires=None, now=NOON):
+    request = {"container": container, "ports": ports, "state": state, "exclusive": exclusive, "network": network,
+               "expires": expires}
+    return record_request(entries, request, endpoint, parse_ports(ports), now)
 
 
 def test_present_adds_an_entry_named_after_the_container_and_keeps_others():
@@ -151,3 +157,35 @@ def test_the_temporary_file_is_written_beside_the_state_file_not_in_tmpdir(tmp_p
     assert update_state(str(path), lambda entries: [DB]) is True
     assert renamed == [(str(path.parent), str(path.parent))]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_temporary_port_records_its_end_and_a_rerun_keeps_it():
+    """Issue 37: a duration given again keeps the recorded end (changed: false), as long as it lies
+    ahead; a timestamp sets the end; the same port without expires lasts."""
+    first = record([DB], ports=["8080:80", "5432:5432"])
+    opened = record(first, ports=["5432:5432"], expires="1h")
+    assert opened[1]["expires_at"] == {"5432:5432/tcp": "2026-12-07T13:00:00Z"}
+    assert record(opened, ports=["5432:5432"], expires="1h", now=NOON + timedelta(minutes=20)) == opened
+    later = record(opened, ports=["5432:5432"], expires="2026-12-07T19:00:00+01:00")
+    assert later[1]["expires_at"] == {"5432:5432/tcp": "2026-12-07T18:00:00Z"}
+    assert "expires_at" not in record(opened, ports=["5432:5432"])[1]
+    assert record(opened, ports=["8080:80"])[1]["expires_at"] == opened[1]["expires_at"], "other ports keep theirs"
+    reopened = record(opened, ports=["5432:5432"], expires="1h", now=NOON + timedelta(hours=2))
+    assert reopened[1]["expires_at"] == {"5432:5432/tcp": "2026-12-07T15:00:00Z"}, "a past end is no end to keep"
+    retargeted = record(opened, ports=["5432:6432"], expires="1h", now=NOON + timedelta(minutes=20))
+    assert retargeted[1]["expires_at"] == {"5432:6432/tcp": "2026-12-07T13:20:00Z"}
+    assert "expires_at" not in record(opened, state="absent", ports=["5432:5432"])[1]
+
+
+def test_only_the_ports_whose_end_has_come_are_due_and_leave_the_entry():
+    entries = record(record([DB], ports=["8080:80"]), ports=["5432:5432", "6379:6379"], expires="30m")
+    [entry] = [entry for entry in entries if entry["container"] == "web"]
+    assert due(entry, NOON + timedelta(minutes=29)) == []
+    assert due(entry, NOON + timedelta(minutes=30)) == ["5432:5432/tcp", "6379:6379/tcp"]
+    left = without(entries, entry, NOON + timedelta(minutes=30))
+    assert left == [DB, {"container": "web", "network": None, "ports": ["8080:80/tcp"]}]
+    only_temporary = record([], ports=["5432:5432"], expires="30m")
+    assert without(only_temporary, only_temporary[0], NOON + timedelta(hours=1)) == []
+    assert due({"container": "web", "ports": ["5432:5432"], "expires_at": "soon"}, NOON) == []
+    assert due({"container": "web", "ports": ["5432:5432"], "expires_at": {"5432:5432/tcp": "later"}}, NOON) == [
+        "5432:5432"], "an end that cannot be read has come: a hand-edited file does not make a mapping last"
