@@ -13,7 +13,7 @@ engine: setup
 	scripts/dockerd.sh start
 	images/target/build.sh hotport/target
 
-DEMO := ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python playbooks/demo.yml
+DEMO := ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(CURDIR)/$(VENV)/bin/python scripts/demo.yml
 
 demo: engine
 	$(DEMO)
