@@ -47,10 +47,11 @@ for name in container_port_map container_port_map_info; do
   documented "hotport.docker.$name" || fail "ansible-doc hotport.docker.$name on the installed tarball"
 done
 documented -t role hotport.docker.port_map || fail "ansible-doc -t role hotport.docker.port_map on the installed tarball"
-playbooks=$(cd "$installed/ansible_collections/hotport/docker/playbooks" && ls -- *.yml | sed 's/\.yml$//')
-[ "$(echo $playbooks)" = "add_mapping remove_mapping report rollout" ] \
-  || fail "the tarball's playbooks are $(echo $playbooks), not add_mapping remove_mapping report rollout"
-for playbook in $playbooks; do
+mapfile -t playbooks < <(find "$installed/ansible_collections/hotport/docker/playbooks" -maxdepth 1 -name '*.yml' \
+  -printf '%f\n' | sed 's/\.yml$//' | sort)
+[ "${playbooks[*]}" = "add_mapping remove_mapping report rollout" ] \
+  || fail "the tarball's playbooks are ${playbooks[*]}, not add_mapping remove_mapping report rollout"
+for playbook in "${playbooks[@]}"; do
   (cd "$work" && "$root/.build/venv/bin/ansible-playbook" --syntax-check -i localhost, "hotport.docker.$playbook" >/dev/null 2>&1) \
     || fail "ansible-playbook hotport.docker.$playbook --syntax-check on the installed tarball"
 done
@@ -61,11 +62,13 @@ unset ANSIBLE_COLLECTIONS_PATH
 
 # As README says, in a clone: its ansible.cfg finds the collection in .build, with no
 # ANSIBLE_COLLECTIONS_PATH and no collection in the user's home.
-for command in "ansible-playbook --syntax-check playbooks/add_mapping.yml" "ansible-doc -t role hotport.docker.port_map"; do
+in_clone() {  # TOOL ARGS...
   (cd "$root" && env -u ANSIBLE_COLLECTIONS_PATH -u ANSIBLE_CONFIG HOME="$work/home" \
-     $root/.build/venv/bin/$command >/dev/null 2>"$work/clone.log") \
-    || fail "$command in the clone, as README says: $(tail -3 "$work/clone.log")"
-done
+     "$root/.build/venv/bin/$1" "${@:2}" >/dev/null 2>"$work/clone.log") \
+    || fail "$* in the clone, as README says: $(tail -3 "$work/clone.log")"
+}
+in_clone ansible-playbook --syntax-check playbooks/add_mapping.yml
+in_clone ansible-doc -t role hotport.docker.port_map
 
 import "$tarball" "$work/built.log"
 if grep -q "'repository' is required" "$work/built.log"; then
